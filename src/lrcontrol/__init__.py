@@ -1,0 +1,23 @@
+"""lrcontrol: every way of controlling the learning rate, as composable factors on any torch optimizer."""
+
+from lrcontrol.api import build, control
+from lrcontrol.control.base import Context, Factor, LRController
+from lrcontrol.errors import HorizonError, LRControlError, SpecError
+from lrcontrol.spec import Spec, Term, canonical, parse
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Context",
+    "Factor",
+    "HorizonError",
+    "LRControlError",
+    "LRController",
+    "Spec",
+    "SpecError",
+    "Term",
+    "build",
+    "canonical",
+    "control",
+    "parse",
+]

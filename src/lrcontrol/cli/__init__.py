@@ -1,0 +1,13 @@
+"""The `lrcontrol` command line. Each command group lives in its own module and registers on `app`."""
+
+from __future__ import annotations
+
+from lrcontrol.cli import methods  # noqa: F401,E402  (registers: methods, spec)
+from lrcontrol.cli.common import app
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,328 @@
+"""The controller interface: every way of moving the LR is one multiplicative factor.
+
+    lr_t(group) = base_lr(group) · m_1(t) · m_2(t) · … · m_k(t)          (METHODS.md §1)
+
+A `Factor` is one m_i. An `LRController` attaches a stack of factors to any
+`torch.optim.Optimizer`, keeps every parameter group's own base LR, and sets the product before each
+optimizer step. In a plain loop it is one call per step, after `optimizer.step()`:
+
+    optimizer, controller = lrcontrol.build(model.parameters(), "adamw(lr=1e-3) + warmup(100) + cosine()",
+                                            total_steps=10_000)
+    for x, y in batches:
+        loss = loss_fn(model(x), y)
+        optimizer.zero_grad(); loss.backward(); optimizer.step()
+        controller.step(loss)                    # the loss is optional; reactive rules use it
+        if step % 500 == 0:
+            controller.report(val_loss=evaluate(model))   # evaluation metrics, for plateau & co.
+
+Factors that need the step actually taken (online adaptation) receive it through the optimizer's
+own step hooks (`on_pre_step` / `on_post_step`), so they see whatever the optimizer did — including
+nothing at all when an AMP GradScaler skips a step, since then `optimizer.step()` is never called.
+
+The controller also presents the surface of a torch LR scheduler (`step()`, `get_last_lr()`,
+`state_dict()`, `load_state_dict()`, `optimizer`, `last_epoch`), so frameworks that accept a
+scheduler accept it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+
+from lrcontrol.errors import LRControlError
+from lrcontrol.params import Param
+
+Multiplier = float | Sequence[float]
+
+
+@dataclass
+class Context:
+    """What a factor is attached to.
+
+    resources: optional objects the caller can hand to factors that need more than the optimizer
+    (for example a model, a loss and batches for an LR range test); plain loops leave it empty.
+    """
+
+    optimizer: torch.optim.Optimizer
+    total_steps: int | None
+    base_lrs: list[float]
+    resources: dict[str, Any] = field(default_factory=dict)
+    controller: LRController | None = None
+
+    @property
+    def num_groups(self) -> int:
+        return len(self.optimizer.param_groups)
+
+
+class Factor:
+    """One multiplicative factor of the learning rate.
+
+    Subclasses set `name`, `kind` and `params` (the registry and the spec language read them),
+    and override what they need:
+
+    - `multiplier(t)`: the factor for the upcoming step t (a float, or one float per param group);
+    - `on_step(t, loss)`: step t has been taken; `loss` is a float (possibly non-finite) or None;
+    - `on_evaluation(metrics)`: evaluation metrics were reported (values may be non-finite);
+    - `on_pre_step(optimizer)` / `on_post_step(optimizer)`: around each `optimizer.step()` call,
+      only for factors with `uses_step_hooks = True`;
+    - `state_dict()` / `load_state_dict(state)`: everything needed to resume bit for bit.
+
+    A factor must never return a non-finite, zero or negative multiplier, whatever it is fed.
+    """
+
+    name: ClassVar[str] = ""
+    kind: ClassVar[str] = "schedule"
+    params: ClassVar[tuple[Param, ...]] = ()
+    example: ClassVar[str] = ""
+    example_optimizer: ClassVar[str] = ""
+    uses_step_hooks: ClassVar[bool] = False
+    uses_loss: ClassVar[bool] = False
+
+    def __init__(self, **kwargs: Any) -> None:
+        known = {p.name: p for p in self.params}
+        for key in kwargs:
+            if key not in known:
+                from lrcontrol.params import closest_hint
+
+                raise LRControlError(
+                    f"{self.name}() got an unknown argument {key!r}{closest_hint(key, known)}; "
+                    f"valid: {', '.join(known) or 'none'}"
+                )
+        self.config: dict[str, Any] = {}
+        for p in self.params:
+            if p.name in kwargs:
+                value = p.coerce(kwargs[p.name], self.name)
+            elif p.required:
+                raise LRControlError(f"{self.name}() needs {p.name}: {p.doc}")
+            else:
+                value = p.default
+            self.config[p.name] = value
+        self.ctx: Context | None = None
+        self.check_config()
+
+    def check_config(self) -> None:
+        """Cross-parameter checks (raise LRControlError with the fix)."""
+
+    def attach(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def multiplier(self, t: int) -> Multiplier:
+        return 1.0
+
+    def on_step(self, t: int, loss: float | None) -> None:
+        pass
+
+    def on_evaluation(self, metrics: dict[str, float]) -> None:
+        pass
+
+    def on_pre_step(self, optimizer: torch.optim.Optimizer) -> None:
+        pass
+
+    def on_post_step(self, optimizer: torch.optim.Optimizer) -> None:
+        pass
+
+    def observables(self) -> dict[str, Any]:
+        """Extra values worth logging (e.g. CLARA's path ratio); plain numbers or lists."""
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config.items())
+        return f"{self.name}({args})"
+
+
+def _as_group_list(value: Multiplier, num_groups: int, owner: str) -> list[float]:
+    if isinstance(value, (int, float)):
+        return [float(value)] * num_groups
+    values = [float(v) for v in value]
+    if len(values) != num_groups:
+        raise LRControlError(f"{owner} returned {len(values)} multipliers for {num_groups} param groups")
+    return values
+
+
+class LRController:
+    """A stack of factors attached to an optimizer; create it with `lrcontrol.control(...)`."""
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        factors: Sequence[Factor],
+        total_steps: int | None = None,
+        spec: str = "",
+        resources: dict[str, Any] | None = None,
+    ) -> None:
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise LRControlError(
+                f"control() needs a torch.optim.Optimizer, got {type(optimizer).__name__}; "
+                "build one first or use lrcontrol.build(params, spec)"
+            )
+        if total_steps is not None and (
+            isinstance(total_steps, bool) or int(total_steps) != total_steps or total_steps < 1
+        ):
+            raise LRControlError(f"total_steps must be a positive integer or None, got {total_steps!r}")
+        self.optimizer = optimizer
+        self.factors: list[Factor] = list(factors)
+        self.total_steps = None if total_steps is None else int(total_steps)
+        self.spec = spec
+        self.t = 0
+        self.nonfinite_losses = 0
+        for group in optimizer.param_groups:
+            group.setdefault("initial_lr", float(group["lr"]))
+        self.base_lrs = [float(g["initial_lr"]) for g in optimizer.param_groups]
+        for i, lr in enumerate(self.base_lrs):
+            if not (math.isfinite(lr) and lr > 0):
+                raise LRControlError(f"param group {i} has lr={lr!r}; every group needs a positive, finite base LR")
+        self.context = Context(optimizer, self.total_steps, self.base_lrs, dict(resources or {}), self)
+        for f in self.factors:
+            f.attach(self.context)
+        self._uses_loss = any(f.uses_loss for f in self.factors)
+        self._hooked = [f for f in self.factors if f.uses_step_hooks]
+        self._handles: list[Any] = []
+        if self._hooked:
+            self._handles.append(optimizer.register_step_pre_hook(self._pre_hook))
+            self._handles.append(optimizer.register_step_post_hook(self._post_hook))
+        self._last_lr: list[float] = []
+        self._apply()
+
+    # -- the optimizer's hooks -------------------------------------------------------------------
+    def _pre_hook(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        for f in self._hooked:
+            f.on_pre_step(optimizer)
+
+    def _post_hook(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        for f in self._hooked:
+            f.on_post_step(optimizer)
+
+    def close(self) -> None:
+        """Remove the optimizer hooks this controller installed."""
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+
+    # -- the per-step calls ----------------------------------------------------------------------
+    def step(self, loss: float | torch.Tensor | None = None) -> None:
+        """Call once after each `optimizer.step()`; sets the LR for the next step."""
+        value: float | None = None
+        if loss is not None and self._uses_loss:
+            value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
+            if not math.isfinite(value):
+                self.nonfinite_losses += 1
+        for f in self.factors:
+            f.on_step(self.t, value)
+        self.t += 1
+        self._apply()
+
+    def report(self, metrics: dict[str, float] | None = None, /, **kwargs: float) -> None:
+        """Report evaluation metrics (e.g. `report(val_loss=0.31, val_acc=0.9)`) to reactive rules."""
+        merged: dict[str, float] = {}
+        for source in (metrics or {}, kwargs):
+            for key, v in source.items():
+                merged[key] = float(v.detach()) if isinstance(v, torch.Tensor) else float(v)
+        for f in self.factors:
+            f.on_evaluation(merged)
+        self._apply()
+
+    def _apply(self) -> None:
+        n = len(self.optimizer.param_groups)
+        if n != len(self.base_lrs):
+            raise LRControlError(
+                f"the optimizer has {n} param groups but the controller was attached with "
+                f"{len(self.base_lrs)}; attach the controller after adding every group"
+            )
+        product = [1.0] * n
+        for f in self.factors:
+            m = _as_group_list(f.multiplier(self.t), n, f.name)
+            product = [a * b for a, b in zip(product, m)]
+        lrs = []
+        for group, base, m in zip(self.optimizer.param_groups, self.base_lrs, product):
+            lr = base * m
+            if not (math.isfinite(lr) and lr > 0):
+                names = ", ".join(f"{f.name}={f.multiplier(self.t)!r}" for f in self.factors)
+                raise LRControlError(f"internal error: step {self.t} produced lr={lr!r} ({names}); please report it")
+            group["lr"] = lr
+            lrs.append(lr)
+        self._last_lr = lrs
+
+    # -- what can be observed --------------------------------------------------------------------
+    @property
+    def lrs(self) -> list[float]:
+        """The LR of each param group for the next step."""
+        return list(self._last_lr)
+
+    @property
+    def multipliers(self) -> list[float]:
+        """The product of all factors, per param group."""
+        return [lr / base for lr, base in zip(self._last_lr, self.base_lrs)]
+
+    def factor_multipliers(self) -> list[tuple[str, list[float]]]:
+        """Each factor's own multiplier per group, in stack order."""
+        n = len(self.base_lrs)
+        return [(f.name, _as_group_list(f.multiplier(self.t), n, f.name)) for f in self.factors]
+
+    def effective_lrs(self) -> list[float]:
+        """The step size the optimizer really applies per group (LR × an LR-free optimizer's own estimate)."""
+        from lrcontrol.optim import effective_lr
+
+        return [effective_lr(self.optimizer, i) for i in range(len(self.base_lrs))]
+
+    def observables(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for i, f in enumerate(self.factors):
+            for key, v in f.observables().items():
+                out[f"{i}.{f.name}.{key}"] = v
+        return out
+
+    # -- torch LR-scheduler surface -------------------------------------------------------------
+    def get_last_lr(self) -> list[float]:
+        return self.lrs
+
+    @property
+    def last_epoch(self) -> int:
+        return self.t
+
+    # -- exact resume ----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "format": 1,
+            "spec": self.spec,
+            "factor_names": [f.name for f in self.factors],
+            "t": self.t,
+            "total_steps": self.total_steps,
+            "base_lrs": list(self.base_lrs),
+            "nonfinite_losses": self.nonfinite_losses,
+            "factors": [f.state_dict() for f in self.factors],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a saved state. The horizon given to this controller wins over the saved one, so a
+        run can be resumed with a longer (or shorter) budget; see docs/edges.md for each schedule."""
+        names = [f.name for f in self.factors]
+        if state.get("factor_names") != names:
+            raise LRControlError(
+                f"this state was saved from the controllers {state.get('factor_names')} "
+                f"(spec {state.get('spec')!r}) but this controller has {names}; build the same spec to resume"
+            )
+        if len(state["base_lrs"]) != len(self.base_lrs):
+            raise LRControlError(
+                f"this state has {len(state['base_lrs'])} param groups but the optimizer has {len(self.base_lrs)}"
+            )
+        self.t = int(state["t"])
+        self.base_lrs[:] = [float(x) for x in state["base_lrs"]]
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            group["initial_lr"] = base
+        self.nonfinite_losses = int(state.get("nonfinite_losses", 0))
+        for f, fs in zip(self.factors, state["factors"]):
+            f.load_state_dict(fs)
+        self._apply()
+
+    def __repr__(self) -> str:
+        return f"LRController({self.spec!r}, t={self.t}, lrs={self.lrs})"

@@ -1,0 +1,302 @@
+"""Reactive rules: multipliers that react to observed losses (METHODS.md §3).
+
+Both rules evaluate a monitored value at *evaluations*:
+
+- `monitor="val_loss"` (any name): an evaluation is a `controller.report(val_loss=…)` call that
+  carries that metric;
+- `monitor="loss"`: the mean training loss passed to `controller.step(loss)` since the last
+  evaluation, taken every `every` steps (and at each `report()` call).
+
+A non-finite monitored value (or a non-finite training loss inside the window) counts as the worst
+possible value: never an improvement. Both rules compose with schedules and with each other, e.g.
+`cosine() + plateau(patience=3)` — the combination torch's ReduceLROnPlateau cannot join.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any, ClassVar
+
+import torch
+
+from lrcontrol.control.base import Factor
+from lrcontrol.errors import LRControlError
+from lrcontrol.params import Param
+from lrcontrol.registry import register_factor
+
+_MONITOR = Param(
+    "monitor", "val_loss", "metric to watch: a name passed to report(), or 'loss' for the training loss", type="str"
+)
+_MODE = Param("mode", "min", "whether lower or higher is better", type="str", choices=("min", "max"))
+_EVERY = Param(
+    "every",
+    0,
+    "with monitor='loss': evaluate the mean training loss every this many steps (0: only at report())",
+    type="int",
+    low=0,
+)
+
+
+class _Reactive(Factor):
+    """Shared evaluation logic: windows of training loss, or reported metrics."""
+
+    kind: ClassVar[str] = "reactive"
+    uses_loss: ClassVar[bool] = True
+
+    def check_config(self) -> None:
+        if self.config["every"] and self.config["monitor"] != "loss":
+            raise LRControlError(
+                f"{self.name}(every={self.config['every']}) evaluates the training loss; "
+                f'add monitor="loss" or drop every to react to report({self.config["monitor"]}=…)'
+            )
+
+    def attach(self, ctx: Any) -> None:
+        super().attach(ctx)
+        self.scale = 1.0
+        self.window_sum = 0.0
+        self.window_count = 0
+        self.window_bad = False
+        self.evaluations = 0
+
+    def multiplier(self, t: int) -> float:
+        return self.scale
+
+    def on_step(self, t: int, loss: float | None) -> None:
+        if self.config["monitor"] != "loss" or loss is None:
+            return
+        if math.isfinite(loss):
+            self.window_sum += loss
+            self.window_count += 1
+        else:
+            self.window_bad = True
+        every = self.config["every"]
+        if every and (t + 1) % every == 0:
+            self._close_window()
+
+    def on_evaluation(self, metrics: dict[str, float]) -> None:
+        monitor = self.config["monitor"]
+        if monitor in metrics:
+            self._evaluate(self._signed(metrics[monitor]))
+        elif monitor == "loss":
+            self._close_window()
+
+    def _close_window(self) -> None:
+        if self.window_bad:
+            value = math.inf
+        elif self.window_count:
+            value = self.window_sum / self.window_count
+        else:
+            return
+        self.window_sum, self.window_count, self.window_bad = 0.0, 0, False
+        self._evaluate(self._signed(value))
+
+    def _signed(self, value: float) -> float:
+        """Map the metric so that lower is better and anything non-finite is +inf."""
+        if not math.isfinite(value):
+            return math.inf
+        return value if self.config["mode"] == "min" else -value
+
+    def _evaluate(self, value: float) -> None:
+        raise NotImplementedError
+
+    def _common_state(self) -> dict[str, Any]:
+        return {
+            "scale": self.scale,
+            "window_sum": self.window_sum,
+            "window_count": self.window_count,
+            "window_bad": self.window_bad,
+            "evaluations": self.evaluations,
+        }
+
+    def _load_common(self, state: dict[str, Any]) -> None:
+        self.scale = float(state["scale"])
+        self.window_sum = float(state["window_sum"])
+        self.window_count = int(state["window_count"])
+        self.window_bad = bool(state["window_bad"])
+        self.evaluations = int(state["evaluations"])
+
+    def observables(self) -> dict[str, Any]:
+        return {"scale": self.scale}
+
+
+@register_factor
+class Plateau(_Reactive):
+    """Reduce on plateau: multiply by gamma after `patience` evaluations without improvement."""
+
+    name = "plateau"
+    params = (
+        Param("patience", 10, "evaluations without improvement before a cut", type="int", low=0),
+        Param("gamma", 0.1, "factor applied at each cut", low=0.0, high=1.0, low_open=True, high_open=True),
+        Param("threshold", 1e-4, "least change that counts as an improvement", low=0.0),
+        Param(
+            "threshold_mode",
+            "rel",
+            "threshold relative to the best value, or absolute",
+            type="str",
+            choices=("rel", "abs"),
+        ),
+        Param("cooldown", 0, "evaluations to wait after a cut before counting again", type="int", low=0),
+        Param("min_scale", 1e-6, "floor, as a fraction of the base LR", low=0.0, high=1.0, low_open=True),
+        _MONITOR,
+        _MODE,
+        _EVERY,
+    )
+    example = "plateau(patience=2)"
+
+    def attach(self, ctx: Any) -> None:
+        super().attach(ctx)
+        self.best = math.inf
+        self.bad = 0
+        self.cooldown_left = 0
+        self.cuts = 0
+
+    def _improved(self, value: float) -> bool:
+        if self.best == math.inf:
+            return value < math.inf
+        th = self.config["threshold"]
+        if self.config["threshold_mode"] == "rel":
+            # Same comparison as torch's ReduceLROnPlateau, written for values mapped to "lower is better".
+            return value < self.best - abs(self.best) * th
+        return value < self.best - th
+
+    def _evaluate(self, value: float) -> None:
+        self.evaluations += 1
+        if self._improved(value):
+            self.best = value
+            self.bad = 0
+        else:
+            self.bad += 1
+        if self.cooldown_left > 0:
+            self.cooldown_left -= 1
+            self.bad = 0
+        if self.bad > self.config["patience"]:
+            self.scale = max(self.scale * self.config["gamma"], self.config["min_scale"])
+            self.cooldown_left = self.config["cooldown"]
+            self.bad = 0
+            self.cuts += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            **self._common_state(),
+            "best": self.best,
+            "bad": self.bad,
+            "cooldown_left": self.cooldown_left,
+            "cuts": self.cuts,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._load_common(state)
+        self.best = float(state["best"])
+        self.bad = int(state["bad"])
+        self.cooldown_left = int(state["cooldown_left"])
+        self.cuts = int(state["cuts"])
+
+    def observables(self) -> dict[str, Any]:
+        return {"scale": self.scale, "cuts": self.cuts}
+
+
+@register_factor
+class BoldDriver(_Reactive):
+    """Bold driver (Vogl et al. 1988; Battiti 1989): raise the LR while the loss falls, cut it when it rises.
+
+    At each evaluation the (optionally exponentially smoothed) monitored value is compared with the
+    reference: lower → multiply by `up`; higher than reference × (1 + tolerance) or non-finite →
+    multiply by `down`, and with `rollback=True` restore the parameters and optimizer state saved at
+    the last accepted evaluation (the reference then stays). The multiplier stays within
+    [min_scale, max_scale].
+    """
+
+    name = "bold_driver"
+    params = (
+        Param("up", 1.05, "factor when the loss went down", low=1.0),
+        Param("down", 0.5, "factor when the loss went up", low=0.0, high=1.0, low_open=True, high_open=True),
+        Param("rollback", False, "on a worse evaluation, restore parameters and optimizer state", type="bool"),
+        Param(
+            "smoothing",
+            0.0,
+            "EMA coefficient applied to the monitored value before comparing",
+            low=0.0,
+            high=1.0,
+            high_open=True,
+        ),
+        Param("tolerance", 0.0, "relative increase tolerated before a cut", low=0.0),
+        Param("min_scale", 1e-6, "floor, as a fraction of the base LR", low=0.0, high=1.0, low_open=True),
+        Param("max_scale", 100.0, "ceiling, as a multiple of the base LR", low=1.0),
+        _MONITOR,
+        _MODE,
+        _EVERY,
+    )
+    example = "bold_driver(rollback=True)"
+
+    def attach(self, ctx: Any) -> None:
+        super().attach(ctx)
+        self.reference: float | None = None
+        self.smoothed: float | None = None
+        self.snapshot: dict[str, Any] | None = None
+        self.ups = self.downs = self.rollbacks = 0
+
+    def _evaluate(self, value: float) -> None:
+        self.evaluations += 1
+        s = self.config["smoothing"]
+        if self.smoothed is None or not math.isfinite(self.smoothed) or not math.isfinite(value):
+            self.smoothed = value
+        else:
+            self.smoothed = s * self.smoothed + (1.0 - s) * value
+        current = self.smoothed
+        if self.reference is None:
+            if math.isfinite(current):
+                self.reference = current
+                self._save()
+            return
+        if current < self.reference:
+            self.scale = min(self.scale * self.config["up"], self.config["max_scale"])
+            self.ups += 1
+            self.reference = current
+            self._save()
+        elif not math.isfinite(current) or current > self.reference + abs(self.reference) * self.config["tolerance"]:
+            self.scale = max(self.scale * self.config["down"], self.config["min_scale"])
+            self.downs += 1
+            if self.config["rollback"] and self.snapshot is not None:
+                self._restore()
+                self.smoothed = self.reference
+            else:
+                self.reference = current if math.isfinite(current) else self.reference
+
+    def _save(self) -> None:
+        if not self.config["rollback"]:
+            return
+        opt = self.ctx.optimizer
+        self.snapshot = {
+            "params": [p.detach().clone() for g in opt.param_groups for p in g["params"]],
+            "optimizer": copy.deepcopy(opt.state_dict()),
+        }
+
+    def _restore(self) -> None:
+        opt = self.ctx.optimizer
+        with torch.no_grad():
+            for p, saved in zip((p for g in opt.param_groups for p in g["params"]), self.snapshot["params"]):
+                p.copy_(saved)
+        opt.load_state_dict(copy.deepcopy(self.snapshot["optimizer"]))
+        self.rollbacks += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            **self._common_state(),
+            "reference": self.reference,
+            "smoothed": self.smoothed,
+            "snapshot": copy.deepcopy(self.snapshot),
+            "ups": self.ups,
+            "downs": self.downs,
+            "rollbacks": self.rollbacks,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._load_common(state)
+        self.reference = state["reference"]
+        self.smoothed = state["smoothed"]
+        self.snapshot = copy.deepcopy(state["snapshot"])
+        self.ups, self.downs, self.rollbacks = int(state["ups"]), int(state["downs"]), int(state["rollbacks"])
+
+    def observables(self) -> dict[str, Any]:
+        return {"scale": self.scale, "rollbacks": self.rollbacks}

@@ -1,0 +1,182 @@
+"""Declared parameters: one place that knows each method's knobs, defaults, ranges and docs.
+
+The registry lists them (`lrcontrol methods`), the spec language validates and prints them, and the
+controllers receive already-checked values. Declaring a parameter once keeps those three in step.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from lrcontrol.errors import SpecError
+
+REQUIRED: Any = type("Required", (), {"__repr__": lambda self: "REQUIRED"})()
+
+_TYPES = ("float", "int", "bool", "str", "horizon", "ints", "floats")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of an optimizer or controller.
+
+    type: "float", "int", "bool", "str", "horizon" (an int number of steps or a float fraction of
+    the run in (0, 1]), "ints" / "floats" (a list or tuple of numbers, `length` fixes its size).
+    `low`/`high` bound numbers (and every element of a sequence); `*_open` makes a bound exclusive.
+    `choices` lists allowed strings; for a number it lists extra strings allowed instead of a number
+    (e.g. CLARA's d="auto"). `nullable` allows None.
+    """
+
+    name: str
+    default: Any
+    doc: str
+    type: str = "float"
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    choices: tuple[str, ...] = field(default_factory=tuple)
+    length: int | None = None
+    nullable: bool = False
+    #: keep in the canonical spec even at its default (an optimizer's lr: the spec should show it)
+    show: bool = False
+
+    def __post_init__(self) -> None:
+        if self.type not in _TYPES:
+            raise TypeError(f"Param {self.name}: unknown type {self.type!r}")
+        if self.default is not REQUIRED and self.default is not None:
+            # store the default in canonical form (0 -> 0.0 for a float) so specs compare exactly
+            object.__setattr__(self, "default", self.coerce(self.default, "<default>"))
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+    def describe_range(self) -> str:
+        parts = []
+        if self.low is not None or self.high is not None:
+            lo = "-inf" if self.low is None else _fmt(self.low)
+            hi = "inf" if self.high is None else _fmt(self.high)
+            left = "(" if (self.low_open or self.low is None) else "["
+            right = ")" if (self.high_open or self.high is None) else "]"
+            parts.append(f"{left}{lo}, {hi}{right}")
+        if self.choices:
+            parts.append(" | ".join(f'"{c}"' for c in self.choices))
+        if self.nullable:
+            parts.append("None")
+        return " or ".join(parts)
+
+    def coerce(self, value: Any, owner: str) -> Any:
+        """Return `value` converted to this parameter's type, or raise SpecError saying why."""
+        where = f"{owner}({self.name}=…)"
+        if value is None:
+            if self.nullable:
+                return None
+            raise SpecError(f"{where}: {self.name} cannot be None; expected {self._expected()}")
+        if isinstance(value, str) and self.type != "str":
+            if value in self.choices:
+                return value
+            raise SpecError(f"{where}: {self.name} must be {self._expected()}, got the string {value!r}")
+        if self.type == "bool":
+            if isinstance(value, bool):
+                return value
+            raise SpecError(f"{where}: {self.name} must be True or False, got {value!r}")
+        if self.type == "str":
+            if not isinstance(value, str):
+                raise SpecError(f"{where}: {self.name} must be a string, got {value!r}")
+            if self.choices and value not in self.choices:
+                raise SpecError(
+                    f"{where}: {self.name}={value!r} is not one of {', '.join(map(repr, self.choices))}"
+                    + _closest(value, self.choices)
+                )
+            return value
+        if self.type in ("ints", "floats"):
+            if not isinstance(value, (list, tuple)):
+                raise SpecError(f"{where}: {self.name} must be a list of numbers, got {value!r}")
+            if self.length is not None and len(value) != self.length:
+                raise SpecError(f"{where}: {self.name} must have {self.length} elements, got {len(value)}")
+            elem_type = "int" if self.type == "ints" else "float"
+            items = tuple(self._number(v, elem_type, where) for v in value)
+            return items
+        if self.type == "horizon":
+            return self._horizon(value, where)
+        return self._number(value, self.type, where)
+
+    def _expected(self) -> str:
+        rng = self.describe_range()
+        base = {
+            "float": "a number",
+            "int": "an integer",
+            "horizon": "a number of steps (int) or a fraction of the run (float in (0, 1])",
+            "ints": "a list of integers",
+            "floats": "a list of numbers",
+        }.get(self.type, self.type)
+        return f"{base} in {rng}" if rng and self.type in ("float", "int") else base
+
+    def _number(self, value: Any, kind: str, where: str) -> float | int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SpecError(f"{where}: {self.name} must be {self._expected()}, got {value!r}")
+        if kind == "int":
+            if isinstance(value, float):
+                if not value.is_integer():
+                    raise SpecError(f"{where}: {self.name} must be an integer, got {value!r}")
+                value = int(value)
+        else:
+            value = float(value)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise SpecError(f"{where}: {self.name} must be finite, got {value!r}")
+        self._check_bounds(value, where)
+        return value
+
+    def _check_bounds(self, value: float, where: str) -> None:
+        too_low = self.low is not None and (value <= self.low if self.low_open else value < self.low)
+        too_high = self.high is not None and (value >= self.high if self.high_open else value > self.high)
+        if too_low or too_high:
+            raise SpecError(f"{where}: {self.name} must be in {self.describe_range()}, got {_fmt(value)}")
+
+    def _horizon(self, value: Any, where: str) -> int | float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SpecError(f"{where}: {self.name} must be {self._expected()}, got {value!r}")
+        if isinstance(value, int):
+            if value < (1 if self.low is None else int(self.low)):
+                raise SpecError(
+                    f"{where}: {self.name}={value} steps must be at least {1 if self.low is None else int(self.low)}"
+                )
+            return value
+        if not math.isfinite(value) or not 0.0 < value <= 1.0:
+            raise SpecError(
+                f"{where}: {self.name}={value!r} is a float, so it is read as a fraction of the run and "
+                "must be in (0, 1]; write an int (e.g. 100) for a number of steps"
+            )
+        return value
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+def _closest(name: str, names: Any) -> str:
+    import difflib
+
+    match = difflib.get_close_matches(name, list(names), n=1, cutoff=0.5)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def closest_hint(name: str, names: Any) -> str:
+    """' (did you mean 'x'?)' for the closest of `names`, or ''."""
+    return _closest(name, names)
+
+
+def resolve_horizon(value: int | float, total_steps: int | None, owner: str, param: str) -> int:
+    """Turn a horizon (int steps or float fraction of `total_steps`) into a whole number of steps ≥ 1."""
+    from lrcontrol.errors import HorizonError
+
+    if isinstance(value, int):
+        return value
+    if total_steps is None:
+        raise HorizonError(
+            f"{owner}({param}={value!r}) is a fraction of the run, but the run length is unknown: "
+            f"pass total_steps to control()/build(), or give {param} as an int number of steps"
+        )
+    return max(1, round(value * total_steps))

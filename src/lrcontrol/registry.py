@@ -1,0 +1,150 @@
+"""One registry of everything a spec can name: optimizers and controllers (factors).
+
+`lrcontrol methods` lists it, the spec language looks names up in it, and the conformance test
+suite runs over every controller in it — registering a controller is all it takes to be covered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from lrcontrol.errors import SpecError
+from lrcontrol.params import Param, closest_hint
+
+KINDS = ("optimizer", "schedule", "reactive", "online", "finder")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A registered name.
+
+    factory: for an optimizer, `factory(params, **kwargs) -> torch.optim.Optimizer`; for a
+    controller, the Factor class, called as `factory(**kwargs)`.
+    example: a spec fragment the docs and the conformance suite use (defaults to `name()`).
+    optimizer: for a controller that only works on some optimizers, the spec of one it works on
+    (the conformance suite uses it instead of SGD).
+    """
+
+    name: str
+    kind: str
+    factory: Callable[..., Any]
+    params: tuple[Param, ...]
+    summary: str
+    example: str = ""
+    optimizer: str = ""
+
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "summary": self.summary,
+            "example": self.example or f"{self.name}()",
+            "params": [
+                {
+                    "name": p.name,
+                    "type": p.type,
+                    "default": None if p.required else _jsonable(p.default),
+                    "required": p.required,
+                    "range": p.describe_range(),
+                    "doc": p.doc,
+                }
+                for p in self.params
+            ],
+        }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+REGISTRY: dict[str, Entry] = {}
+
+
+def _summary(obj: Any) -> str:
+    doc = (getattr(obj, "__doc__", None) or "").strip()
+    return doc.splitlines()[0].strip() if doc else ""
+
+
+def register(entry: Entry) -> Entry:
+    if entry.kind not in KINDS:
+        raise ValueError(f"unknown kind {entry.kind!r} for {entry.name}")
+    if entry.name in REGISTRY and REGISTRY[entry.name].factory is not entry.factory:
+        raise ValueError(f"{entry.name!r} is registered twice")
+    REGISTRY[entry.name] = entry
+    return entry
+
+
+def register_factor(cls: type) -> type:
+    """Class decorator: register a Factor subclass under `cls.name` with `cls.params`."""
+    register(
+        Entry(
+            name=cls.name,
+            kind=cls.kind,
+            factory=cls,
+            params=tuple(cls.params),
+            summary=_summary(cls),
+            example=getattr(cls, "example", ""),
+            optimizer=getattr(cls, "example_optimizer", ""),
+        )
+    )
+    return cls
+
+
+def register_optimizer(
+    name: str, params: tuple[Param, ...], summary: str, example: str = ""
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Function decorator: register `factory(params, **kwargs) -> Optimizer` under `name`."""
+
+    def deco(factory: Callable[..., Any]) -> Callable[..., Any]:
+        register(Entry(name=name, kind="optimizer", factory=factory, params=params, summary=summary, example=example))
+        return factory
+
+    return deco
+
+
+def lookup(name: str) -> Entry:
+    """The entry called `name`, or a SpecError listing the valid names and the closest match."""
+    _load_all()
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        pass
+    optimizers = sorted(n for n, e in REGISTRY.items() if e.kind == "optimizer")
+    controllers = sorted(n for n, e in REGISTRY.items() if e.kind != "optimizer")
+    raise SpecError(
+        f"unknown method {name!r}{closest_hint(name, REGISTRY)}; "
+        f"optimizers: {', '.join(optimizers)}; controllers: {', '.join(controllers)}"
+    )
+
+
+def entries(kind: str | None = None) -> list[Entry]:
+    """Every registered entry (of one kind), sorted by kind then name."""
+    _load_all()
+    order = {k: i for i, k in enumerate(KINDS)}
+    return sorted(
+        (e for e in REGISTRY.values() if kind is None or e.kind == kind),
+        key=lambda e: (order[e.kind], e.name),
+    )
+
+
+_loaded = False
+
+
+def _load_all() -> None:
+    """Import the modules that register methods (once); kept lazy so importing lrcontrol is cheap."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    import lrcontrol.control  # noqa: F401  (registers the controllers)
+    import lrcontrol.optim  # noqa: F401  (registers the optimizers)
