@@ -202,3 +202,20 @@ def parse(text: str | Spec) -> Spec:
 def canonical(text: str | Spec) -> str:
     """The canonical form of a spec string."""
     return str(parse(text))
+
+
+def with_lr(spec: str | Spec, lr: float) -> Spec:
+    """The same method with its optimizer's base LR set to `lr` (for LR grids in sweeps)."""
+    parsed = parse(spec)
+    opt = parsed.optimizer
+    if opt is None:
+        raise SpecError(
+            f"{parsed}: an LR grid needs a spec that starts with an optimizer, e.g. 'sgd(lr=0.1) + {parsed}'"
+        )
+    try:
+        opt.entry.param("lr")
+    except KeyError:
+        raise SpecError(f"{opt.name}() has no lr parameter, so an LR grid cannot be applied to it") from None
+    given = opt.kwargs()
+    given["lr"] = lr
+    return Spec((make_term(opt.entry, given), *parsed.factors))

@@ -81,6 +81,8 @@ class Factor:
     example_optimizer: ClassVar[str] = ""
     uses_step_hooks: ClassVar[bool] = False
     uses_loss: ClassVar[bool] = False
+    #: training steps this factor spent outside the run itself (e.g. an LR range test); counted as cost
+    extra_steps: int = 0
 
     def __init__(self, **kwargs: Any) -> None:
         known = {p.name: p for p in self.params}
@@ -273,6 +275,11 @@ class LRController:
         from lrcontrol.optim import effective_lr
 
         return [effective_lr(self.optimizer, i) for i in range(len(self.base_lrs))]
+
+    @property
+    def extra_steps(self) -> int:
+        """Training steps the factors spent outside the run (LR range tests and the like)."""
+        return sum(int(f.extra_steps) for f in self.factors)
 
     def observables(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
