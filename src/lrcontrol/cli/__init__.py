@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from lrcontrol.cli import methods  # noqa: F401,E402  (registers: methods, spec)
+from lrcontrol.cli import (
+    bench,  # noqa: F401,E402  (registers: run, sweep, summary, export)
+    methods,  # noqa: F401,E402  (registers: methods, spec)
+)
 from lrcontrol.cli.common import app
 
 

@@ -1,0 +1,307 @@
+"""The run engine: train one (task, method spec, seed, budget) and return its `Trajectory`.
+
+The loop is plain on purpose (nanoGPT style) — every feature lives in a piece it calls:
+
+    optimizer, controller = lrcontrol.build(model.parameters(), spec, total_steps=horizon, resources=…)
+    for t in range(start, budget):
+        loss = instance.loss(model, next(batches)); loss.backward(); optimizer.step()
+        controller.step(loss)
+        if divergence: stop                      # an outcome, never an exception
+        if (t + 1) % eval_every == 0: evaluate → controller.report(val_loss=…, val_acc=…)
+    test metrics at the end
+
+Determinism: the model comes from `task.build(seed)`, the batch stream from a `torch.Generator`
+seeded with `seed`, torch's global RNG is seeded with `seed` (dropout and the like), and every
+evaluation runs under `fork_rng` so it never moves the training RNG. One thread per worker is the
+caller's choice (`torch.set_num_threads(1)`; the sweep workers and the CLI set it).
+
+Checkpoints (`checkpoint=path`) hold the model, optimizer, controller, the global RNG and the
+trajectory so far, written atomically (temporary file, fsync, rename). Resuming rebuilds the batch
+iterator from the seed and skips the batches already consumed, which replays the stream exactly
+whatever the task's iterator keeps internally.
+
+Extending a finished run from budget B to 2B: the controller is rebuilt with total_steps = horizon.
+Horizon-free methods (constant, plateau, bold driver, online rules, LR-free optimizers) then match
+an uninterrupted 2B run exactly. Horizon-based schedules (cosine, warmup(0.05), …) only match if the
+first B steps were already run with the final horizon: pass `horizon=2B, budget=B`. Extending with
+a horizon that changes re-plans the decay from the step where it resumes (docs/benchmark.md).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import lrcontrol
+from lrcontrol.errors import LRControlError
+from lrcontrol.optim.modes import eval_mode
+
+#: most training-loss points a trajectory keeps; longer runs record every 2^k-th step
+MAX_POINTS = 1024
+#: a loss this many times the first step's loss counts as divergence
+DIVERGENCE_FACTOR = 100.0
+
+
+@dataclass
+class Trajectory:
+    """What one run produced. Plain data: lists of numbers, JSON-serialisable via `to_dict`.
+
+    train_steps / train_loss / lrs / effective_lrs: every `stride`-th step (1-based step count after
+    the update), lrs and effective_lrs one value per param group. eval_steps / val: the validation
+    metrics after those steps (step 0 = the initial model). test: test metrics of the final model.
+    """
+
+    task: str
+    spec: str
+    seed: int
+    budget: int
+    horizon: int
+    stride: int = 1
+    steps: int = 0
+    train_steps: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    lrs: list[list[float]] = field(default_factory=list)
+    effective_lrs: list[list[float]] = field(default_factory=list)
+    eval_steps: list[int] = field(default_factory=list)
+    val: list[dict[str, float]] = field(default_factory=list)
+    test: dict[str, float] = field(default_factory=dict)
+    initial_loss: float | None = None
+    diverged: bool = False
+    diverged_step: int | None = None
+    diverged_reason: str = ""
+    extra_steps: int = 0
+    wall_time: float = 0.0
+    observables: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        return self.diverged or self.steps >= self.budget
+
+    def final_val(self) -> dict[str, float]:
+        return dict(self.val[-1]) if self.val else {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Trajectory:
+        return cls(**data)
+
+    def rethin(self, stride: int) -> None:
+        """Keep only training points on multiples of a (larger, power-of-two) stride."""
+        keep = [i for i, s in enumerate(self.train_steps) if s % stride == 0]
+        self.train_steps = [self.train_steps[i] for i in keep]
+        self.train_loss = [self.train_loss[i] for i in keep]
+        self.lrs = [self.lrs[i] for i in keep]
+        self.effective_lrs = [self.effective_lrs[i] for i in keep]
+        self.stride = stride
+
+
+def stride_for(budget: int) -> int:
+    """The smallest power of two that keeps at most MAX_POINTS training points (so B → 2B re-thins exactly)."""
+    stride = 1
+    while budget // stride > MAX_POINTS:
+        stride *= 2
+    return stride
+
+
+def _finite_params(model: torch.nn.Module) -> bool:
+    params = [p.detach() for p in model.parameters()]
+    norms = torch._foreach_norm(params) if params else []
+    return all(math.isfinite(float(n)) for n in norms)
+
+
+def _evaluate(instance: Any, model: torch.nn.Module, optimizer: torch.optim.Optimizer, split: str) -> dict[str, float]:
+    # fork_rng: evaluations (noisy functions draw fresh noise) must never move the training RNG, so a
+    # run evaluated at different points (a run extended from B) still trains on the same stream.
+    with torch.random.fork_rng(devices=[]), eval_mode(optimizer):
+        return {k: float(v) for k, v in instance.evaluate(model, split).items()}
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    """Write `state` to `path` atomically: a crash leaves either the old file or the new one, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        torch.save(state, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    fault_point("checkpoint-write")
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any] | None:
+    path = Path(path)
+    if not path.exists():
+        return None
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def fault_point(name: str) -> None:
+    """Crash-test hook: with LRCONTROL_FAULT="name@marker_file", the first process to reach `name`
+    creates the marker and kills itself with SIGKILL. Used by the tests to crash at exact points."""
+    spec = os.environ.get("LRCONTROL_FAULT")
+    if not spec:
+        return
+    point, _, marker = spec.partition("@")
+    if point != name or not marker:
+        return
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def run(
+    task: Any,
+    spec: str,
+    seed: int,
+    budget: int | None = None,
+    *,
+    horizon: int | None = None,
+    checkpoint: str | Path | None = None,
+    checkpoint_seconds: float = 30.0,
+) -> Trajectory:
+    """Train `task` with the method `spec` for `budget` steps (default: the task's) from `seed`.
+
+    horizon: the run length the controller plans for (total_steps), default the budget.
+    checkpoint: a file to resume from if it exists and to save to — at evaluations at most every
+    `checkpoint_seconds` (0: at every evaluation) and at the end, so a finished run can be extended
+    by calling `run` again with a larger budget and the same checkpoint.
+    """
+    budget = task.budget if budget is None else budget
+    horizon = budget if horizon is None else horizon
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise LRControlError(f"budget must be a positive number of steps, got {budget!r}")
+    if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < budget:
+        raise LRControlError(f"horizon must be an integer number of steps ≥ the budget ({budget}), got {horizon!r}")
+    started = time.perf_counter()
+    instance = task.build(seed)
+    model = instance.model
+    resources = {
+        "model": model,
+        "loss_fn": lambda batch: instance.loss(model, batch),
+        "train_batches": lambda: instance.train_batches(torch.Generator().manual_seed(seed)),
+        "task": task,
+    }
+    optimizer, controller = lrcontrol.build(model.parameters(), spec, total_steps=horizon, resources=resources)
+    trajectory = Trajectory(task.key, controller.spec, seed, budget, horizon, stride=stride_for(budget))
+    torch.manual_seed(seed)
+
+    saved = load_checkpoint(checkpoint) if checkpoint is not None else None
+    if saved is not None:
+        if (saved["task"], saved["spec"], saved["seed"]) != (task.key, controller.spec, seed):
+            raise LRControlError(f"checkpoint {checkpoint} belongs to another run ({saved['task']}, {saved['spec']})")
+        if saved["steps"] > budget:
+            raise LRControlError(f"checkpoint {checkpoint} is {saved['steps']} steps in, past the budget {budget}")
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        controller.load_state_dict(saved["controller"])
+        torch.set_rng_state(saved["rng"])
+        previous = Trajectory.from_dict(saved["trajectory"])
+        if previous.diverged or (previous.steps == budget and previous.budget == budget):
+            return previous
+        # Evaluations added only because the old budget ended there are not part of a longer run.
+        keep = [i for i, s in enumerate(previous.eval_steps) if s % task.eval_every == 0]
+        trajectory.eval_steps = [previous.eval_steps[i] for i in keep]
+        trajectory.val = [previous.val[i] for i in keep]
+        for name in ("train_steps", "train_loss", "lrs", "effective_lrs", "initial_loss", "steps", "wall_time"):
+            setattr(trajectory, name, getattr(previous, name))
+        trajectory.rethin(trajectory.stride)
+    start = trajectory.steps
+    wall_offset = trajectory.wall_time
+
+    def snapshot() -> None:
+        trajectory.wall_time = wall_offset + time.perf_counter() - started
+        state = {"task": task.key, "spec": controller.spec, "seed": seed, "steps": trajectory.steps}
+        state.update(model=model.state_dict(), optimizer=optimizer.state_dict(), controller=controller.state_dict())
+        state.update(rng=torch.get_rng_state(), trajectory=trajectory.to_dict())
+        save_checkpoint(checkpoint, state)
+
+    if start == 0:
+        trajectory.eval_steps.append(0)
+        trajectory.val.append(_evaluate(instance, model, optimizer, "val"))
+    batches = instance.train_batches(torch.Generator().manual_seed(seed))
+    for _ in range(start):
+        next(batches)
+    last_saved = time.perf_counter()
+    model.train()
+
+    for t in range(start, budget):
+        lrs = controller.lrs
+        loss = instance.loss(model, next(batches))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        controller.step(loss)
+        value = float(loss.detach())
+        trajectory.steps = t + 1
+        if trajectory.initial_loss is None:
+            trajectory.initial_loss = value
+        if (t + 1) % trajectory.stride == 0 or t + 1 == budget:
+            trajectory.train_steps.append(t + 1)
+            trajectory.train_loss.append(value)
+            trajectory.lrs.append(lrs)
+            trajectory.effective_lrs.append(controller.effective_lrs())
+        reason = _divergence(value, trajectory.initial_loss)
+        evaluate_now = (t + 1) % task.eval_every == 0
+        if reason is None and (evaluate_now or t + 1 == budget) and not _finite_params(model):
+            reason = "non-finite parameters"
+        if reason is None and (evaluate_now or t + 1 == budget):
+            metrics = _evaluate(instance, model, optimizer, "val")
+            trajectory.eval_steps.append(t + 1)
+            trajectory.val.append(metrics)
+            if not all(math.isfinite(v) for v in metrics.values()):
+                reason = "non-finite validation metrics"
+            elif evaluate_now:
+                # Only regular evaluations reach the controller: the extra one at the end of a budget
+                # must not change what a longer run would have done.
+                controller.report(**{f"val_{k}": v for k, v in metrics.items()})
+        if reason is not None:
+            trajectory.diverged, trajectory.diverged_step, trajectory.diverged_reason = True, t + 1, reason
+            break
+        if checkpoint is not None and evaluate_now and time.perf_counter() - last_saved >= checkpoint_seconds:
+            snapshot()
+            last_saved = time.perf_counter()
+        fault_point(f"step-{t + 1}")
+
+    if not trajectory.diverged:
+        trajectory.test = _evaluate(instance, model, optimizer, "test")
+    trajectory.extra_steps = controller.extra_steps
+    trajectory.observables = _plain(controller.observables())
+    trajectory.wall_time = wall_offset + time.perf_counter() - started
+    if checkpoint is not None:
+        snapshot()
+    controller.close()
+    return trajectory
+
+
+def _divergence(loss: float, initial: float | None) -> str | None:
+    if not math.isfinite(loss):
+        return "non-finite training loss"
+    if initial is not None and math.isfinite(initial) and loss > DIVERGENCE_FACTOR * max(abs(initial), 1e-12):
+        return f"training loss {loss:.3g} > {DIVERGENCE_FACTOR:g} × the initial {initial:.3g}"
+    return None
+
+
+def _plain(value: Any) -> Any:
+    """Observables as JSON-friendly numbers (tensors and tuples become floats and lists)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    if isinstance(value, (int, float, str, bool)) or value is None:
+        return value
+    return str(value)

@@ -1,0 +1,204 @@
+"""Execute a sweep's runs: on N single-thread worker processes, or on a Dask cluster.
+
+Both executors follow one protocol. The coordinator (this process) skips runs already in the store,
+hands the rest to workers, and records each finished run in the store as it comes back — one
+transaction per run, so a crash anywhere loses at most the runs in flight. Workers only train: they
+checkpoint each run to `checkpoint_dir/<key>.pt` (atomic rename), so a run whose worker was killed
+continues from its last checkpoint, both when the local executor replaces a dead worker on the spot
+and when the whole sweep is started again. A checkpoint is deleted once its run is recorded.
+
+Ctrl-C: pending runs are cancelled, the workers are stopped, and `Interrupted` reports how many runs
+finished; running the same sweep again continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lrcontrol.bench.engine import Trajectory
+from lrcontrol.bench.store import Store
+from lrcontrol.bench.sweep import RunSpec
+from lrcontrol.errors import LRControlError
+
+#: how many times the local executor replaces dead workers before giving up
+MAX_POOL_RESTARTS = 3
+
+
+class Interrupted(Exception):
+    """Ctrl-C: the sweep stopped cleanly after recording `done` runs."""
+
+    def __init__(self, done: int, total: int) -> None:
+        super().__init__(f"interrupted after {done} of {total} runs; run the same command again to continue")
+        self.done, self.total = done, total
+
+
+@dataclass
+class Outcome:
+    total: int  # runs in the sweep
+    skipped: int  # already in the store
+    recorded: int  # recorded by this call
+    diverged: int
+
+
+def init_worker() -> None:
+    """One thread per worker, and Ctrl-C goes to the coordinator only."""
+    import torch
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
+
+
+def train_one(run: RunSpec, checkpoint_dir: str | None, checkpoint_seconds: float) -> Trajectory:
+    """The worker's job: one run, resuming from its checkpoint if a previous attempt left one."""
+    import torch
+
+    from lrcontrol.bench.engine import run as run_engine
+    from lrcontrol.tasks import get_task
+
+    torch.set_num_threads(1)
+    checkpoint = None if checkpoint_dir is None else Path(checkpoint_dir) / f"{run.key}.pt"
+    task = get_task(run.task, run.size)
+    return run_engine(
+        task, run.spec, run.seed, run.budget, checkpoint=checkpoint, checkpoint_seconds=checkpoint_seconds
+    )
+
+
+class _Recorder:
+    """Writes finished runs to the store and tells the progress callback."""
+
+    def __init__(self, store: Store, checkpoint_dir: str | None, keep_checkpoints: bool, on_done: Callable) -> None:
+        from lrcontrol.tasks import get_task
+
+        self.store, self.checkpoint_dir, self.keep = store, checkpoint_dir, keep_checkpoints
+        self.on_done = on_done
+        self.get_task = get_task
+        self.recorded = self.diverged = 0
+
+    def __call__(self, run: RunSpec, trajectory: Trajectory) -> None:
+        self.store.record(self.get_task(run.task, run.size), trajectory, sweep=run.sweep)
+        self.recorded += 1
+        self.diverged += int(trajectory.diverged)
+        if self.checkpoint_dir is not None and not self.keep:
+            (Path(self.checkpoint_dir) / f"{run.key}.pt").unlink(missing_ok=True)
+        self.on_done(run, trajectory)
+
+
+def pending_runs(store: Store, runs: Iterable[RunSpec]) -> list[RunSpec]:
+    done = store.finished_keys()
+    return [r for r in runs if r.key not in done]
+
+
+def run_local(
+    runs: list[RunSpec],
+    store: Store,
+    workers: int,
+    checkpoint_dir: str | None = None,
+    checkpoint_seconds: float = 30.0,
+    keep_checkpoints: bool = False,
+    on_done: Callable[[RunSpec, Trajectory], None] = lambda r, t: None,
+) -> Outcome:
+    """Run on `workers` single-thread processes (spawned: no state shared with this process)."""
+    todo = pending_runs(store, runs)
+    skipped = len(runs) - len(todo)
+    recorder = _Recorder(store, checkpoint_dir, keep_checkpoints, on_done)
+    restarts = 0
+    context = multiprocessing.get_context("spawn")
+    while todo:
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init_worker)
+        futures: dict[Future, RunSpec] = {}
+        try:
+            futures = {pool.submit(train_one, r, checkpoint_dir, checkpoint_seconds): r for r in todo}
+            remaining = set(futures)
+            while remaining:
+                finished, remaining = wait(remaining, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    recorder(futures[future], future.result())
+            todo = []
+        except BrokenProcessPool:
+            # A worker died (killed, out of memory): replace the pool; runs in flight resume from checkpoints.
+            restarts += 1
+            if restarts > MAX_POOL_RESTARTS:
+                raise LRControlError(
+                    f"worker processes died {restarts} times; the store keeps {recorder.recorded} runs from this "
+                    "call — check memory, then run the sweep again to continue"
+                ) from None
+            todo = pending_runs(store, runs)
+        except KeyboardInterrupt:
+            _stop(pool)
+            raise Interrupted(len(runs) - len(pending_runs(store, runs)), len(runs)) from None
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return Outcome(len(runs), skipped, recorder.recorded, recorder.diverged)
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    pool.shutdown(wait=False, cancel_futures=True)
+    # The public API cannot stop a running job; terminate its processes (their runs are checkpointed).
+    for process in list(getattr(pool, "_processes", {}).values()):
+        process.terminate()
+
+
+def run_dask(
+    runs: list[RunSpec],
+    store: Store,
+    address: str,
+    checkpoint_dir: str | None = None,
+    checkpoint_seconds: float = 30.0,
+    keep_checkpoints: bool = False,
+    on_done: Callable[[RunSpec, Trajectory], None] = lambda r, t: None,
+) -> Outcome:
+    """Run on the Dask cluster at `address` (e.g. tcp://10.0.0.5:8786); results come back here.
+
+    The workers need lrcontrol installed, and `checkpoint_dir` (if any) must be a directory they
+    can all reach (a shared file system); on a remote cluster without one pass checkpoint_dir=None.
+    """
+    try:
+        from distributed import Client, as_completed
+    except ImportError:
+        raise LRControlError("the Dask executor needs distributed: pip install 'lrcontrol[bench]'") from None
+    if not isinstance(address, str) or "://" not in address and ":" not in address:
+        raise LRControlError(f"bad scheduler address {address!r}; expected e.g. tcp://127.0.0.1:8786")
+    todo = pending_runs(store, runs)
+    skipped = len(runs) - len(todo)
+    recorder = _Recorder(store, checkpoint_dir, keep_checkpoints, on_done)
+    try:
+        client = Client(address, timeout="10s")
+    except (OSError, TimeoutError) as exc:
+        raise LRControlError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+    futures = []
+    try:
+        futures = [
+            client.submit(train_one, r, checkpoint_dir, checkpoint_seconds, key=f"lrcontrol-{r.key}", retries=2)
+            for r in todo
+        ]
+        by_key = {f.key: r for f, r in zip(futures, todo)}
+        for future in as_completed(futures):
+            recorder(by_key[future.key], future.result())
+    except KeyboardInterrupt:
+        client.cancel(futures)
+        raise Interrupted(len(runs) - len(pending_runs(store, runs)), len(runs)) from None
+    finally:
+        client.close()
+    return Outcome(len(runs), skipped, recorder.recorded, recorder.diverged)
+
+
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def describe(outcome: Outcome) -> dict[str, Any]:
+    return {
+        "runs": outcome.total,
+        "already_done": outcome.skipped,
+        "recorded": outcome.recorded,
+        "diverged": outcome.diverged,
+    }

@@ -1,0 +1,264 @@
+"""The result store: one SQLite file, one row per finished run, queryable with SQL.
+
+Why SQLite rather than DuckDB: it ships with Python, and its write-ahead log (WAL) gives what a
+benchmark that is killed at random needs — a transaction is either wholly in the file or not at all
+after a `kill -9`, several processes may open the file at once (a reader while a sweep writes, two
+sweeps into one store; writers wait on a lock instead of failing), and `PRAGMA synchronous=FULL`
+makes a commit durable. DuckDB is the better engine for big analytical scans, but it lets only one
+process open a file for writing; our data is small (a few thousand rows), and `export` writes
+Parquet for DuckDB, pandas or polars to read.
+
+A row exists only for a finished run (trained to its budget, or diverged), and it is written in one
+`INSERT` inside one transaction together with all its results: a half run can never look finished.
+Runs are keyed by `run_key(task, spec, seed, budget, horizon)` — the task's name, version and size,
+the canonical spec (LR included), the seed, the budget and the planned horizon — so a sweep that is
+run again skips what is already there, and recording the same run twice is a no-op.
+
+    sqlite3 results.db "select method, lr, avg(final_loss) from runs group by 1, 2"
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import sqlite3
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from lrcontrol.bench.engine import Trajectory, fault_point
+from lrcontrol.errors import LRControlError
+
+SCHEMA_VERSION = 1
+
+#: scalar columns of the runs table, in order (the trajectory is stored as JSON in `trajectory`)
+COLUMNS: dict[str, str] = {
+    "key": "TEXT PRIMARY KEY",
+    "task": "TEXT NOT NULL",  # name@version/size
+    "task_name": "TEXT NOT NULL",
+    "task_version": "TEXT NOT NULL",
+    "size": "TEXT NOT NULL",
+    "family": "TEXT NOT NULL",
+    "method": "TEXT NOT NULL",  # the spec without the optimizer's lr: one method across an LR grid
+    "spec": "TEXT NOT NULL",  # canonical, lr included
+    "lr": "REAL",
+    "seed": "INTEGER NOT NULL",
+    "budget": "INTEGER NOT NULL",
+    "horizon": "INTEGER NOT NULL",
+    "steps": "INTEGER NOT NULL",
+    "extra_steps": "INTEGER NOT NULL",
+    "diverged": "INTEGER NOT NULL",
+    "diverged_step": "INTEGER",
+    "metric": "TEXT NOT NULL",  # the task's primary validation metric
+    "higher_is_better": "INTEGER NOT NULL",
+    "target": "REAL",
+    "final_metric": "REAL",  # primary metric at the last evaluation (NULL if diverged)
+    "best_metric": "REAL",
+    "final_loss": "REAL",  # validation loss at the last evaluation
+    "test_metric": "REAL",
+    "test_loss": "REAL",
+    "wall_time": "REAL NOT NULL",
+    "sweep": "TEXT",
+    "finished_at": "REAL NOT NULL",
+    "lrcontrol_version": "TEXT NOT NULL",
+    "trajectory": "TEXT NOT NULL",
+}
+
+
+def run_key(task_key: str, spec: str, seed: int, budget: int, horizon: int | None = None) -> str:
+    """A stable id for a run: sha256 of its identifying fields (the spec must be canonical)."""
+    fields = [task_key, spec, int(seed), int(budget), int(budget if horizon is None else horizon)]
+    return hashlib.sha256(json.dumps(fields).encode()).hexdigest()[:32]
+
+
+def method_of(spec: str) -> tuple[str, float | None]:
+    """Split a canonical spec into (the method without its LR, the LR)."""
+    from lrcontrol.spec import Spec, Term, parse
+
+    parsed = parse(spec)
+    opt = parsed.optimizer
+    if opt is None:
+        return str(parsed), None
+    args = dict(opt.args)
+    lr = args.pop("lr", None)
+    rest = Term(opt.name, tuple(args.items()))
+    return str(Spec((rest, *parsed.factors))), (None if lr is None else float(lr))
+
+
+def _finite_or_none(value: Any) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+class Store:
+    """A results file. Opening creates it (and its schema) unless `create=False`."""
+
+    def __init__(self, path: str | Path, create: bool = True) -> None:
+        self.path = Path(path)
+        if not create and not self.path.exists():
+            raise LRControlError(f"no store at {self.path}; run a sweep first, e.g. lrcontrol sweep suites/smoke.toml")
+        if self.path.exists() and self.path.is_dir():
+            raise LRControlError(f"{self.path} is a directory; give the path of a store file, e.g. results.db")
+        try:
+            self.connection = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            self.connection.row_factory = sqlite3.Row
+            self.connection.execute("PRAGMA journal_mode=WAL")
+            self.connection.execute("PRAGMA synchronous=FULL")
+            self._create_schema()
+        except sqlite3.DatabaseError as exc:
+            raise LRControlError(f"{self.path} is not a readable lrcontrol store ({exc})") from None
+
+    def _create_schema(self) -> None:
+        columns = ",\n  ".join(f"{name} {decl}" for name, decl in COLUMNS.items())
+        with self.transaction():
+            self.connection.execute(f"CREATE TABLE IF NOT EXISTS runs (\n  {columns}\n)")
+            self.connection.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT)")
+            self.connection.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            self.connection.execute("CREATE INDEX IF NOT EXISTS runs_task_method ON runs (task, method)")
+        version = self.connection.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0]
+        if int(version) != SCHEMA_VERSION:
+            raise LRControlError(
+                f"{self.path} has store schema {version}, this lrcontrol reads {SCHEMA_VERSION}; "
+                "export it with the lrcontrol that wrote it"
+            )
+
+    def transaction(self) -> _Transaction:
+        return _Transaction(self.connection)
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- writing ---------------------------------------------------------------------------------
+    def record(self, task: Any, trajectory: Trajectory, sweep: str | None = None) -> bool:
+        """Record a finished run in one transaction; False if it was already there."""
+        if not trajectory.finished:
+            raise LRControlError(
+                f"run {trajectory.spec} on {trajectory.task} stopped at step {trajectory.steps} of "
+                f"{trajectory.budget}; only finished runs are recorded"
+            )
+        import lrcontrol
+
+        method, lr = method_of(trajectory.spec)
+        metric = task.metric
+        values = [v.get(metric) for v in trajectory.val if metric in v]
+        finite = [float(v) for v in values if v is not None and math.isfinite(v)]
+        best = (max if task.higher_is_better else min)(finite) if finite else None
+        final = trajectory.final_val() if not trajectory.diverged else {}
+        row = {
+            "key": run_key(task.key, trajectory.spec, trajectory.seed, trajectory.budget, trajectory.horizon),
+            "task": task.key,
+            "task_name": task.name,
+            "task_version": task.version,
+            "size": task.size,
+            "family": task.family,
+            "method": method,
+            "spec": trajectory.spec,
+            "lr": lr,
+            "seed": trajectory.seed,
+            "budget": trajectory.budget,
+            "horizon": trajectory.horizon,
+            "steps": trajectory.steps,
+            "extra_steps": trajectory.extra_steps,
+            "diverged": int(trajectory.diverged),
+            "diverged_step": trajectory.diverged_step,
+            "metric": metric,
+            "higher_is_better": int(task.higher_is_better),
+            "target": task.target,
+            "final_metric": _finite_or_none(final.get(metric)),
+            "best_metric": best,
+            "final_loss": _finite_or_none(final.get("loss")),
+            "test_metric": _finite_or_none(trajectory.test.get(metric)),
+            "test_loss": _finite_or_none(trajectory.test.get("loss")),
+            "wall_time": trajectory.wall_time,
+            "sweep": sweep,
+            "finished_at": time.time(),
+            "lrcontrol_version": lrcontrol.__version__,
+            "trajectory": json.dumps(trajectory.to_dict(), allow_nan=True),
+        }
+        names = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        with self.transaction():
+            cursor = self.connection.execute(
+                f"INSERT OR IGNORE INTO runs ({names}) VALUES ({marks})", list(row.values())
+            )
+            fault_point("store-write")  # the crash tests kill the process here, inside the transaction
+        return cursor.rowcount == 1
+
+    # -- reading ---------------------------------------------------------------------------------
+    def finished_keys(self) -> set[str]:
+        return {r[0] for r in self.connection.execute("SELECT key FROM runs")}
+
+    def count(self) -> int:
+        return int(self.connection.execute("SELECT count(*) FROM runs").fetchone()[0])
+
+    def query(self, sql: str, parameters: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        """Run a read-only SQL query and return rows as dicts."""
+        try:
+            return [dict(r) for r in self.connection.execute(sql, tuple(parameters))]
+        except sqlite3.Error as exc:
+            raise LRControlError(f"SQL error: {exc}") from None
+
+    def records(
+        self, where: str = "", parameters: Iterable[Any] = (), trajectories: bool = True
+    ) -> list[dict[str, Any]]:
+        """Every run as a plain dict (the columns above; `trajectory` decoded), ordered by key.
+
+        This is the input of `lrcontrol.bench.metrics`: one record per finished run.
+        """
+        columns = [c for c in COLUMNS if trajectories or c != "trajectory"]
+        sql = f"SELECT {', '.join(columns)} FROM runs" + (f" WHERE {where}" if where else "") + " ORDER BY key"
+        out = self.query(sql, parameters)
+        for r in out:
+            r["diverged"] = bool(r["diverged"])
+            r["higher_is_better"] = bool(r["higher_is_better"])
+            if trajectories:
+                r["trajectory"] = json.loads(r["trajectory"])
+        return out
+
+    def export(self, path: str | Path, format: str) -> int:
+        """Write every run to Parquet or CSV (the trajectory as a JSON string column); returns the row count."""
+        rows = self.query(f"SELECT {', '.join(COLUMNS)} FROM runs ORDER BY key")
+        path = Path(path)
+        if format == "csv":
+            with open(path, "w", newline="") as fh:
+                writer = csv.DictWriter(fh, fieldnames=list(COLUMNS))
+                writer.writeheader()
+                writer.writerows(rows)
+        elif format == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            types = {"TEXT": pa.string(), "REAL": pa.float64(), "INTEGER": pa.int64()}
+            schema = pa.schema([(name, types[decl.split()[0]]) for name, decl in COLUMNS.items()])
+            table = pa.Table.from_pylist(rows, schema=schema)
+            pq.write_table(table, path)
+        else:
+            raise LRControlError(f"unknown export format {format!r}; choose parquet or csv")
+        return len(rows)
+
+    def integrity_ok(self) -> bool:
+        return self.connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+class _Transaction:
+    """`with store.transaction():` — BEGIN IMMEDIATE … COMMIT, ROLLBACK on error."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.connection = connection
+
+    def __enter__(self) -> None:
+        self.connection.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self.connection.execute("ROLLBACK" if exc_type is not None else "COMMIT")

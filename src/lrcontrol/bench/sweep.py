@@ -1,0 +1,299 @@
+"""Sweeps: a TOML file declares tasks × methods × an initial-LR grid × seeds × budget.
+
+    name = "smoke"
+    size = "smoke"                      # task size tier: "smoke" or "default"
+    seeds = [0, 1, 2]                   # or a count: seeds = 3
+    lrs = [0.01, 0.1]                   # the LR grid, applied to each method's optimizer
+    budget = 100                        # optional: every task's budget (default: each task's own)
+    include = ["other.toml"]            # optional: other sweeps whose runs are added to this one
+    tasks = ["sphere-10", { name = "rosenbrock-10", budget = 200 }]
+    methods = ["sgd + constant()", "adamw + warmup(0.05) + cosine()", { spec = "prodigy", lrs = [1.0] }]
+
+`load_sweep` validates everything before anything runs — TOML, names (with the closest match),
+grids, seeds, budgets (each method is built at each budget so horizon errors surface now), and that
+each task's data is there — and raises LRControlError with one line naming the file, the entry and
+the fix. `expand` gives the runs; duplicates (an included suite overlapping) are dropped by key.
+Executing them lives in `lrcontrol.bench.executors`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lrcontrol.errors import LRControlError
+
+#: the longest budget a sweep may ask for; anything above is a typo, not a benchmark
+MAX_BUDGET = 10_000_000
+TOP_KEYS = ("name", "description", "size", "seeds", "lrs", "budget", "include", "tasks", "methods")
+TASK_KEYS = ("name", "budget", "size")
+METHOD_KEYS = ("spec", "lrs")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a sweep: everything a worker needs, as plain picklable data."""
+
+    task: str
+    size: str
+    spec: str  # canonical, LR included
+    seed: int
+    budget: int
+    key: str
+    sweep: str = ""
+
+
+@dataclass(frozen=True)
+class Group:
+    """One product of tasks × methods × LRs × seeds from one file (a sweep is a list of them)."""
+
+    source: str
+    tasks: tuple[tuple[str, str, int], ...]  # (name, size, budget)
+    methods: tuple[tuple[str, tuple[float, ...]], ...]  # (spec without a chosen lr, its LR grid)
+    seeds: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Sweep:
+    name: str
+    path: str
+    groups: tuple[Group, ...]
+
+    def runs(self) -> list[RunSpec]:
+        return expand(self)
+
+
+def _close(word: str, choices: Any) -> str:
+    hint = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.5)
+    return f" (did you mean {hint[0]!r}?)" if hint else ""
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_budget(value: Any, where: str) -> int:
+    if not _is_int(value) or value < 1:
+        raise LRControlError(f"{where}: budget must be a positive whole number of steps, got {value!r}")
+    if value > MAX_BUDGET:
+        raise LRControlError(f"{where}: budget {value} is over the limit of {MAX_BUDGET} steps; is it a typo?")
+    return value
+
+
+def _check_lrs(value: Any, where: str) -> tuple[float, ...]:
+    if not isinstance(value, list) or not value:
+        raise LRControlError(f"{where}: lrs must be a non-empty list of positive numbers, e.g. lrs = [0.01, 0.1]")
+    out = []
+    for lr in value:
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+            raise LRControlError(f"{where}: every lr must be a positive finite number, got {lr!r}")
+        out.append(float(lr))
+    if len(set(out)) != len(out):
+        raise LRControlError(f"{where}: lrs lists a value twice ({value}); each grid point once")
+    return tuple(out)
+
+
+def _check_seeds(value: Any, where: str) -> tuple[int, ...]:
+    if _is_int(value):
+        if value < 1:
+            raise LRControlError(f"{where}: seeds = {value}; give a count ≥ 1 or a list like [0, 1, 2]")
+        return tuple(range(value))
+    if not isinstance(value, list) or not value or not all(_is_int(s) and s >= 0 for s in value):
+        raise LRControlError(f"{where}: seeds must be a count or a non-empty list of integers ≥ 0, got {value!r}")
+    if len(set(value)) != len(value):
+        raise LRControlError(f"{where}: seeds lists a seed twice ({value})")
+    return tuple(value)
+
+
+def _check_keys(table: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:
+    for key in table:
+        if key not in allowed:
+            raise LRControlError(f"{where}: unknown key {key!r}{_close(key, allowed)}; allowed: {', '.join(allowed)}")
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise LRControlError(f"sweep file {path} does not exist; e.g. lrcontrol sweep suites/smoke.toml")
+    if path.is_dir():
+        raise LRControlError(f"{path} is a directory; give a sweep file, e.g. suites/smoke.toml")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise LRControlError(f"{path}: invalid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise LRControlError(f"{path}: not a text file (TOML must be UTF-8)") from None
+
+
+def load_sweep(path: str | Path, size: str | None = None, budget: int | None = None) -> Sweep:
+    """Read and validate a sweep file (and its includes). `size`/`budget` override the files' own."""
+    path = Path(path)
+    groups: list[Group] = []
+    name = _load(path.resolve(), groups, stack=(), size_override=size, budget_override=budget)
+    _check_methods_at_budgets(groups)
+    _check_tasks_load(groups)
+    return Sweep(name, str(path), tuple(groups))
+
+
+def _load(
+    path: Path, groups: list[Group], stack: tuple[Path, ...], size_override: str | None, budget_override: int | None
+) -> str:
+    if path in stack:
+        cycle = " → ".join(p.name for p in (*stack, path))
+        raise LRControlError(f"include cycle: {cycle}; a sweep cannot include itself")
+    data = _read_toml(path)
+    where = str(path.name)
+    _check_keys(data, TOP_KEYS, where)
+    name = data.get("name", path.stem)
+    if not isinstance(name, str) or not name.strip():
+        raise LRControlError(f"{where}: name must be a non-empty string, got {name!r}")
+
+    includes = data.get("include", [])
+    if isinstance(includes, str):
+        includes = [includes]
+    if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
+        raise LRControlError(f"{where}: include must be a list of sweep file paths, e.g. include = ['smoke.toml']")
+    for inc in includes:
+        target = (path.parent / inc).resolve()
+        if not target.exists():
+            raise LRControlError(f"{where}: included file {inc!r} does not exist (looked at {target})")
+        _load(target, groups, (*stack, path), size_override, budget_override)
+
+    has_own = "tasks" in data or "methods" in data
+    if not has_own:
+        if not includes:
+            raise LRControlError(f"{where}: declares no tasks and no methods; add tasks = [...] and methods = [...]")
+        return name
+    for key in ("tasks", "methods"):
+        if not isinstance(data.get(key), list) or not data[key]:
+            raise LRControlError(f"{where}: {key} must be a non-empty list, got {data.get(key)!r}")
+    from lrcontrol.tasks import SIZES
+
+    size = size_override or data.get("size", "default")
+    if size not in SIZES:
+        raise LRControlError(f"{where}: unknown size {size!r}{_close(size, SIZES)}; choose one of {', '.join(SIZES)}")
+    default_budget = data.get("budget")
+    if default_budget is not None:
+        _check_budget(default_budget, where)
+    if budget_override is not None:
+        default_budget = _check_budget(budget_override, "--budget")
+    seeds = _check_seeds(data.get("seeds", 1), where)
+    grid = _check_lrs(data["lrs"], where) if "lrs" in data else None
+
+    tasks = tuple(_task_entry(entry, where, size, default_budget, budget_override) for entry in data["tasks"])
+    if len({t[:2] for t in tasks}) != len(tasks):
+        raise LRControlError(f"{where}: a task is listed twice in tasks; list each once")
+    methods = tuple(_method_entry(entry, where, grid) for entry in data["methods"])
+    if len({m[0] for m in methods}) != len(methods):
+        raise LRControlError(f"{where}: a method is listed twice in methods; list each once")
+    groups.append(Group(where, tasks, methods, seeds))
+    return name
+
+
+def _task_entry(
+    entry: Any, where: str, size: str, default_budget: int | None, budget_override: int | None
+) -> tuple[str, str, int]:
+    from lrcontrol.tasks import SIZES, get_task
+
+    if isinstance(entry, str):
+        entry = {"name": entry}
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+        raise LRControlError(f"{where}: each task is a name or a table like {{ name = 'sphere-10', budget = 100 }}")
+    _check_keys(entry, TASK_KEYS, f"{where}: task {entry['name']!r}")
+    task_size = entry.get("size", size)
+    if task_size not in SIZES:
+        raise LRControlError(
+            f"{where}: task {entry['name']!r} has unknown size {task_size!r}{_close(task_size, SIZES)}"
+        )
+    try:
+        task = get_task(entry["name"], task_size)
+    except LRControlError as exc:
+        raise LRControlError(f"{where}: {exc}") from None
+    budget = entry.get("budget", default_budget) if budget_override is None else budget_override
+    budget = task.budget if budget is None else _check_budget(budget, f"{where}: task {task.name!r}")
+    return task.name, task_size, budget
+
+
+def _method_entry(entry: Any, where: str, grid: tuple[float, ...] | None) -> tuple[str, tuple[float, ...]]:
+    from lrcontrol.spec import parse, with_lr
+
+    if isinstance(entry, str):
+        entry = {"spec": entry}
+    if not isinstance(entry, dict) or not isinstance(entry.get("spec"), str):
+        raise LRControlError(
+            f"{where}: each method is a spec string or a table like {{ spec = 'prodigy', lrs = [1.0] }}"
+        )
+    _check_keys(entry, METHOD_KEYS, f"{where}: method {entry['spec']!r}")
+    try:
+        spec = parse(entry["spec"])
+    except LRControlError as exc:
+        raise LRControlError(f"{where}: method {entry['spec']!r}: {exc}") from None
+    if spec.optimizer is None:
+        raise LRControlError(
+            f"{where}: method {entry['spec']!r} names no optimizer; start it with one, e.g. 'sgd + {entry['spec']}'"
+        )
+    lrs = _check_lrs(entry["lrs"], f"{where}: method {entry['spec']!r}") if "lrs" in entry else grid
+    if lrs is None:
+        lr = spec.optimizer.full_kwargs().get("lr")
+        if lr is None:
+            raise LRControlError(f"{where}: method {entry['spec']!r} has no lr; give lrs = [...]")
+        lrs = (float(lr),)
+    try:
+        for lr in lrs:
+            with_lr(spec, lr)
+    except LRControlError as exc:
+        raise LRControlError(f"{where}: method {entry['spec']!r}: {exc}") from None
+    return str(spec), lrs
+
+
+def _check_methods_at_budgets(groups: list[Group]) -> None:
+    """Build each method's controller at each budget on a dummy parameter: horizon errors surface now."""
+    import torch
+
+    import lrcontrol
+    from lrcontrol.spec import with_lr
+
+    seen: set[tuple[str, int]] = set()
+    for group in groups:
+        for spec, lrs in group.methods:
+            for _, _, budget in group.tasks:
+                if (spec, budget) in seen:
+                    continue
+                seen.add((spec, budget))
+                try:
+                    lrcontrol.build([torch.nn.Parameter(torch.zeros(1))], with_lr(spec, lrs[0]), total_steps=budget)
+                except LRControlError as exc:
+                    raise LRControlError(f"{group.source}: method {spec!r} cannot run {budget} steps: {exc}") from None
+
+
+def _check_tasks_load(groups: list[Group]) -> None:
+    """Ask each task for its meta-features, which loads its data: missing data is an error now, not mid-sweep."""
+    from lrcontrol.tasks import get_task
+
+    for name, size in sorted({(n, s) for g in groups for n, s, _ in g.tasks}):
+        try:
+            get_task(name, size).meta_features()
+        except LRControlError as exc:
+            raise LRControlError(f"task {name!r} ({size}) cannot load its data: {exc}") from None
+
+
+def expand(sweep: Sweep) -> list[RunSpec]:
+    """Every run of the sweep, in a stable order (task, method, lr, seed); duplicates dropped."""
+    from lrcontrol.bench.store import run_key
+    from lrcontrol.spec import with_lr
+    from lrcontrol.tasks import get_task
+
+    runs: dict[str, RunSpec] = {}
+    for group in sweep.groups:
+        for name, size, budget in group.tasks:
+            task = get_task(name, size)
+            for spec, lrs in group.methods:
+                for lr in lrs:
+                    full = str(with_lr(spec, lr))
+                    for seed in group.seeds:
+                        key = run_key(task.key, full, seed, budget)
+                        runs.setdefault(key, RunSpec(name, size, full, seed, budget, key, sweep.name))
+    return list(runs.values())

@@ -1,0 +1,354 @@
+"""`lrcontrol run`, `sweep`, `summary` and `export`: the benchmark from the command line."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from lrcontrol.cli.common import app, console, err_console, fail, handles_errors, print_json
+from lrcontrol.errors import LRControlError
+
+
+def _check_new_store_path(store: Path) -> None:
+    if store.exists() and store.is_dir():
+        fail(f"--store {store} is a directory; give a file path, e.g. results/quick.db")
+    if store.exists():
+        _check_is_store(store)
+
+
+def _check_is_store(store: Path) -> None:
+    with open(store, "rb") as fh:
+        head = fh.read(16)
+    if head and head != b"SQLite format 3\x00":
+        fail(f"{store} exists and is not an lrcontrol store (not an SQLite file); choose another --store path")
+
+
+def _check_positive(value: int | None, name: str) -> None:
+    if value is not None and value < 1:
+        fail(f"{name} must be ≥ 1, got {value}")
+
+
+@app.command("run")
+@handles_errors
+def run_cmd(
+    task: str = typer.Argument(..., help="task name (see `lrcontrol tasks`)"),
+    spec: str = typer.Argument(..., help="method spec, starting with an optimizer"),
+    seed: int = typer.Option(0, "--seed", help="random seed (model initialisation and batch order)"),
+    budget: int = typer.Option(None, "--budget", help="training steps (default: the task's own budget)"),
+    horizon: int = typer.Option(None, "--horizon", help="steps the schedules plan for (default: the budget)"),
+    size: str = typer.Option("default", "--size", help="task size: smoke or default"),
+    checkpoint: Path = typer.Option(None, "--checkpoint", help="resume from / save to this file"),
+    store: Path = typer.Option(None, "--store", help="also record the run in this store (skipped if already there)"),
+    threads: int = typer.Option(1, "--threads", help="torch threads"),
+    as_json: bool = typer.Option(False, "--json", help="print the whole trajectory as JSON"),
+) -> None:
+    """Train one task with one method and print its final metrics.
+
+    Example:
+
+        lrcontrol run sphere-10 "sgd(lr=0.1) + cosine()" --size smoke --seed 0 --budget 50
+    """
+    import torch
+
+    from lrcontrol.bench.engine import run
+    from lrcontrol.bench.store import Store, run_key
+    from lrcontrol.spec import parse
+    from lrcontrol.tasks import get_task
+
+    _check_positive(budget, "--budget")
+    _check_positive(threads, "--threads")
+    if seed < 0:
+        fail(f"--seed must be ≥ 0, got {seed}")
+    if checkpoint is not None and checkpoint.is_dir():
+        fail(f"--checkpoint {checkpoint} is a directory; give a file path, e.g. runs/sphere.pt")
+    parsed = parse(spec)
+    if parsed.optimizer is None:
+        fail(f"the spec {spec!r} names no optimizer; start it with one, e.g. 'sgd(lr=0.1) + {spec}'")
+    the_task = get_task(task, size)
+    the_task.meta_features()  # loads the data: a missing data set fails here, before anything is written
+    budget = budget or the_task.budget
+    if horizon is not None and horizon < budget:
+        fail(f"--horizon {horizon} is shorter than the budget {budget}")
+    if store is not None:
+        _check_new_store_path(store)
+        key = run_key(the_task.key, str(parsed), seed, budget, horizon or budget)
+        with Store(store) as db:
+            existing = db.records("key = ?", [key])
+        if existing:
+            _print_run(existing[0]["trajectory"], as_json, note=f"already in {store}")
+            return
+    torch.set_num_threads(threads)
+    trajectory = run(the_task, str(parsed), seed, budget, horizon=horizon, checkpoint=checkpoint)
+    if store is not None:
+        with Store(store) as db:
+            db.record(the_task, trajectory)
+    _print_run(trajectory.to_dict(), as_json)
+
+
+def _print_run(trajectory: dict[str, Any], as_json: bool, note: str = "") -> None:
+    if as_json:
+        print_json(trajectory)
+        return
+    table = Table(
+        title=f"{trajectory['task']} · {trajectory['spec']} · seed {trajectory['seed']}"
+        + (f" ({note})" if note else "")
+    )
+    table.add_column("")
+    table.add_column("value", justify="right")
+    status = (
+        f"diverged at step {trajectory['diverged_step']} ({trajectory['diverged_reason']})"
+        if trajectory["diverged"]
+        else "finished"
+    )
+    table.add_row("status", status)
+    table.add_row("steps", f"{trajectory['steps']} of {trajectory['budget']}")
+    table.add_row("wall time", f"{trajectory['wall_time']:.2f} s")
+    for name, value in (trajectory["val"][-1] if trajectory["val"] else {}).items():
+        table.add_row(f"val {name}", f"{value:.6g}")
+    for name, value in trajectory["test"].items():
+        table.add_row(f"test {name}", f"{value:.6g}")
+    console.print(table)
+
+
+@app.command("sweep")
+@handles_errors
+def sweep_cmd(
+    file: Path = typer.Argument(..., help="sweep file (TOML), e.g. suites/quick.toml"),
+    store: Path = typer.Option(None, "--store", help="result store (default: results/<sweep name>.db)"),
+    workers: int = typer.Option(None, "--workers", help="single-thread worker processes (default: the cores)"),
+    scheduler: str = typer.Option(None, "--scheduler", help="run on the Dask cluster at this address instead"),
+    size: str = typer.Option(None, "--size", help="override the size of every task: smoke or default"),
+    budget: int = typer.Option(None, "--budget", help="override the budget of every task"),
+    checkpoint_seconds: float = typer.Option(30.0, "--checkpoint-seconds", help="checkpoint runs this often"),
+    keep_checkpoints: bool = typer.Option(False, "--keep-checkpoints", help="keep each run's final checkpoint"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="validate and count the runs, run nothing"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Run every (task, method, lr, seed) of a sweep file that is not already in the store.
+
+    Everything is checked before anything runs; re-running continues where a stopped sweep left off.
+
+    Examples:
+
+        lrcontrol sweep suites/smoke.toml --store results/smoke.db --workers 2
+
+        lrcontrol sweep suites/quick.toml --scheduler tcp://127.0.0.1:8786
+    """
+    from lrcontrol.bench import executors
+    from lrcontrol.bench.store import Store
+    from lrcontrol.bench.sweep import load_sweep
+
+    _check_positive(workers, "--workers")
+    if scheduler is not None and workers is not None:
+        fail("--workers and --scheduler exclude each other: the Dask cluster has its own workers")
+    if not (math.isfinite(checkpoint_seconds) and checkpoint_seconds >= 0):
+        fail(f"--checkpoint-seconds must be ≥ 0, got {checkpoint_seconds}")
+    if scheduler is not None and "://" not in scheduler:
+        fail(f"--scheduler {scheduler!r} is not an address; expected e.g. tcp://127.0.0.1:8786")
+    sweep = load_sweep(file, size=size, budget=budget)
+    runs = sweep.runs()
+    store = store or Path("results") / f"{sweep.name}.db"
+    _check_new_store_path(store)
+    if dry_run:
+        done = 0
+        if store.exists():
+            with Store(store) as db:
+                done = len(runs) - len(executors.pending_runs(db, runs))
+        result = {"sweep": sweep.name, "runs": len(runs), "already_done": done, "store": str(store)}
+        print_json(result) if as_json else console.print(f"{sweep.name}: {len(runs)} runs, {done} already in {store}")
+        return
+
+    store.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint_dir = str(store.with_name(store.name + ".checkpoints"))
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    with Store(store) as db:
+        todo = len(executors.pending_runs(db, runs))
+        progress = Progress(
+            TextColumn(f"[bold]{sweep.name}[/]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[diverged]} diverged"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=err_console,
+            disable=as_json,
+        )
+        bar = progress.add_task("runs", total=todo, diverged=0)
+        diverged = 0
+
+        def on_done(run: Any, trajectory: Any) -> None:
+            nonlocal diverged
+            diverged += int(trajectory.diverged)
+            progress.update(bar, advance=1, diverged=diverged)
+
+        try:
+            with progress:
+                if scheduler is not None:
+                    outcome = executors.run_dask(
+                        runs, db, scheduler, checkpoint_dir, checkpoint_seconds, keep_checkpoints, on_done
+                    )
+                else:
+                    outcome = executors.run_local(
+                        runs,
+                        db,
+                        workers or executors.default_workers(),
+                        checkpoint_dir,
+                        checkpoint_seconds,
+                        keep_checkpoints,
+                        on_done,
+                    )
+        except executors.Interrupted as stop:
+            err_console.print(f"[yellow]stopped:[/] {stop}")
+            raise typer.Exit(130) from None
+    result = {"sweep": sweep.name, "store": str(store), **executors.describe(outcome)}
+    if as_json:
+        print_json(result)
+    else:
+        console.print(
+            f"{sweep.name}: {outcome.recorded} runs recorded, {outcome.skipped} already done, "
+            f"{outcome.diverged} diverged → {store}"
+        )
+
+
+def _open_existing(store: Path) -> Any:
+    from lrcontrol.bench.store import Store
+
+    if store.is_dir():
+        fail(f"{store} is a directory; give the store file, e.g. results/quick.db")
+    if not store.exists():
+        fail(f"no store at {store}; run a sweep first, e.g. lrcontrol sweep suites/smoke.toml --store {store}")
+    _check_is_store(store)
+    return Store(store, create=False)
+
+
+@app.command("summary")
+@handles_errors
+def summary_cmd(
+    store: Path = typer.Argument(..., help="result store written by `lrcontrol sweep`"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Summarise a store: per task and method, and across tasks (METHODS.md §8).
+
+    Example:
+
+        lrcontrol summary results/quick.db --json
+    """
+    with _open_existing(store) as db:
+        records = db.records()
+    if not records:
+        fail(f"{store} holds no finished runs yet; run a sweep into it first")
+    summary = _summarize(records)
+    if as_json:
+        print_json(summary)
+        return
+    _print_summary(summary)
+
+
+def _summarize(records: list[dict[str, Any]]) -> Any:
+    try:
+        from lrcontrol.bench.metrics import summarize
+    except ImportError:
+        return _basic_summary(records)
+    return summarize(records)
+
+
+def _basic_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median final metric per (task, method) at its best LR; used until the metrics module lands."""
+    import statistics
+    from collections import defaultdict
+
+    cells: dict[tuple[str, str, float], list[float]] = defaultdict(list)
+    sign: dict[str, float] = {}
+    for r in records:
+        value = r["final_metric"]
+        good = value is not None and not r["diverged"]
+        cells[(r["task"], r["method"], r["lr"])].append(value if good else math.nan)
+        sign[r["task"]] = -1.0 if r["higher_is_better"] else 1.0
+    best: dict[tuple[str, str], tuple[float, float]] = {}
+    for (task, method, lr), values in cells.items():
+        finite = [v for v in values if math.isfinite(v)]
+        med = statistics.median(finite) if len(finite) == len(values) else math.inf * sign[task]
+        current = best.get((task, method))
+        if current is None or sign[task] * med < sign[task] * current[0]:
+            best[(task, method)] = (med, lr)
+    rows = [{"task": t, "method": m, "lr": lr, "median_final": v} for (t, m), (v, lr) in sorted(best.items())]
+    return {"per_task": rows}
+
+
+def _print_summary(summary: Any) -> None:
+    if not isinstance(summary, dict):
+        print_json(summary)
+        return
+    for section, rows in summary.items():
+        if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows):
+            table = Table(title=section.replace("_", " "))
+            columns = list(dict.fromkeys(k for r in rows for k in r))
+            for c in columns:
+                table.add_column(str(c))
+            for r in rows:
+                table.add_row(*(_cell(r.get(c)) for c in columns))
+            console.print(table)
+        elif isinstance(rows, dict) and rows and all(not isinstance(v, (dict, list)) for v in rows.values()):
+            table = Table(title=section.replace("_", " "))
+            table.add_column("")
+            table.add_column("value")
+            for k, v in rows.items():
+                table.add_row(str(k), _cell(v))
+            console.print(table)
+        else:
+            console.print(f"[bold]{section}[/]: {rows}", highlight=False)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_cell(v) for v in value)
+    return "" if value is None else str(value)
+
+
+@app.command("export")
+@handles_errors
+def export_cmd(
+    store: Path = typer.Argument(..., help="result store"),
+    fmt: str = typer.Option("parquet", "--format", help="parquet or csv"),
+    output: Path = typer.Option(
+        None, "--output", "-o", help="output file (default: the store path with .parquet/.csv)"
+    ),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Export every run of a store to Parquet or CSV (one row per run; the trajectory as JSON).
+
+    Example:
+
+        lrcontrol export results/quick.db --format csv -o quick.csv
+    """
+    if fmt not in ("parquet", "csv"):
+        fail(f"unknown --format {fmt!r}; choose parquet or csv")
+    output = output or store.with_suffix(f".{fmt}")
+    if output.is_dir():
+        fail(f"--output {output} is a directory; give a file path")
+    if not output.parent.exists():
+        fail(f"--output {output}: the directory {output.parent} does not exist")
+    with _open_existing(store) as db:
+        try:
+            count = db.export(output, fmt)
+        except OSError as exc:
+            raise LRControlError(f"cannot write {output}: {exc}") from None
+    if as_json:
+        print_json({"store": str(store), "output": str(output), "format": fmt, "runs": count})
+    else:
+        console.print(f"{count} runs → {output}")
