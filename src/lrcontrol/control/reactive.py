@@ -142,7 +142,7 @@ class Plateau(_Reactive):
         _MODE,
         _EVERY,
     )
-    example = "plateau(patience=2)"
+    example = "plateau(patience=1)"
 
     def attach(self, ctx: Any) -> None:
         super().attach(ctx)

@@ -1,0 +1,3 @@
+from lrcontrol.cli import main
+
+main()

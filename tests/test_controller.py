@@ -1,0 +1,113 @@
+"""The controller itself: the plain-loop protocol, the torch-scheduler surface, and its errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import lrcontrol
+from lrcontrol.errors import LRControlError
+
+
+def test_build_returns_the_named_optimizer_with_its_arguments():
+    model = torch.nn.Linear(4, 2)
+    opt, ctrl = lrcontrol.build(model, "sgd(lr=0.1, momentum=0.9, nesterov=True) + cosine()", total_steps=10)
+    assert isinstance(opt, torch.optim.SGD)
+    assert opt.defaults["momentum"] == 0.9 and opt.defaults["nesterov"] is True
+    assert ctrl.lrs == [0.1] and ctrl.optimizer is opt
+
+
+@pytest.mark.parametrize(
+    "name,cls",
+    [
+        ("adam", torch.optim.Adam),
+        ("adamw", torch.optim.AdamW),
+        ("nadam", torch.optim.NAdam),
+        ("radam", torch.optim.RAdam),
+        ("rmsprop", torch.optim.RMSprop),
+        ("adagrad", torch.optim.Adagrad),
+    ],
+)
+def test_every_torch_optimizer_is_buildable_by_name(name, cls):
+    opt, _ = lrcontrol.build(torch.nn.Linear(2, 1).parameters(), f"{name}(lr=0.01)")
+    assert type(opt) is cls and opt.param_groups[0]["lr"] == 0.01
+
+
+def test_works_as_a_torch_scheduler_in_a_plain_loop():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    ctrl = lrcontrol.control(opt, "warmup(5) + cosine()", total_steps=20)
+    for _ in range(20):
+        loss = model(torch.ones(1, 3)).pow(2).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        ctrl.step(loss)  # a tensor loss is accepted
+    assert ctrl.last_epoch == 20
+    assert ctrl.get_last_lr() == [opt.param_groups[0]["lr"]]
+    assert "t" in ctrl.state_dict()
+
+
+def test_loading_a_state_from_another_spec_is_refused():
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    a = lrcontrol.control(opt, "cosine()", total_steps=10)
+    opt2 = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    b = lrcontrol.control(opt2, "linear()", total_steps=10)
+    with pytest.raises(LRControlError, match="build the same spec"):
+        b.load_state_dict(a.state_dict())
+
+
+def test_a_non_positive_base_lr_is_refused():
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.0)
+    with pytest.raises(LRControlError, match="positive, finite base LR"):
+        lrcontrol.control(opt, "cosine()", total_steps=10)
+
+
+def test_bad_total_steps_is_refused():
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    with pytest.raises(LRControlError, match="total_steps"):
+        lrcontrol.control(opt, "cosine()", total_steps=0)
+
+
+def test_a_group_added_after_attaching_is_reported():
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    ctrl = lrcontrol.control(opt, "cosine()", total_steps=10)
+    opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(1))]})
+    with pytest.raises(LRControlError, match="param groups"):
+        ctrl.step()
+
+
+def test_methods_json_lists_every_method_with_parameters():
+    proc = subprocess.run(
+        [sys.executable, "-m", "lrcontrol", "methods", "--json"], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    names = {d["name"]: d for d in data}
+    assert {"sgd", "adam", "adamw", "nadam", "radam", "rmsprop", "adagrad"} <= set(names)
+    rules = [d for d in data if d["kind"] in ("schedule", "reactive")]
+    assert len(rules) >= 14
+    cosine = names["cosine"]
+    assert cosine["summary"] and {p["name"] for p in cosine["params"]} == {"min_scale", "steps"}
+    assert names["step"]["params"][0]["required"] is True
+
+
+def test_methods_rejects_an_unknown_kind():
+    proc = subprocess.run(
+        [sys.executable, "-m", "lrcontrol", "methods", "--kind", "nope"], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2 and "unknown kind" in proc.stderr
+
+
+def test_the_plain_loop_example_runs_and_learns():
+    proc = subprocess.run(
+        [sys.executable, "examples/plain_loop.py", "--steps", "150"], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    last = proc.stdout.strip().splitlines()[-1]
+    assert float(last.split("val_acc")[1].split()[0]) > 0.8
