@@ -22,7 +22,7 @@ def _train(instance, steps: int, lr: float, seed: int = 0) -> list[float]:
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     return losses
 
 
@@ -181,3 +181,58 @@ def test_synthetic_meta_features_are_static_numbers_and_strings():
     meta = get_task("ellipsoid1e6-10-noisy").meta_features()
     assert meta["params"] == 10 and meta["noise"] == 0.1 and meta["kind"] == "function"
     assert all(isinstance(v, (int, float, str)) for v in meta.values())
+
+
+# --- tabular (scikit-learn's bundled sets only: no data package needed) ------------------------------
+
+
+def test_tabular_splits_are_stratified_disjoint_and_standardised_on_train():
+    from lrcontrol.tasks.tabular import standardised_splits
+
+    splits = standardised_splits("breast_cancer")
+    sizes = {split: len(y) for split, (_, y) in splits.items()}
+    assert sizes == {"train": 341, "val": 114, "test": 114}
+    rates = [float(y.mean()) for _, y in splits.values()]
+    assert max(rates) - min(rates) < 0.01  # 62.7 % benign in every split
+    x_train = splits["train"][0]
+    assert abs(x_train.mean(0)).max() < 1e-9 and abs(x_train.std(0) - 1).max() < 1e-9
+    assert abs(splits["val"][0].mean(0)).max() > 1e-3  # val is scaled with train's statistics, not its own
+    rows = {tuple(row) for _, (x, _) in splits.items() for row in x.round(6)}
+    assert len(rows) == 569
+
+
+def test_tabular_build_is_deterministic_per_seed_and_models_have_the_documented_shape():
+    task = get_task("digits-mlp", "smoke")
+    first, again, other = task.build(1), task.build(1), task.build(2)
+    for a, b in zip(first.model.parameters(), again.model.parameters()):
+        assert torch.equal(a, b)
+    assert not torch.equal(next(first.model.parameters()), next(other.model.parameters()))
+    assert [p.shape[0] for p in first.model.parameters() if p.ndim == 2] == [64, 64, 10]
+    logreg = get_task("digits-logreg", "smoke").build(0)
+    assert [tuple(p.shape) for p in logreg.model.parameters()] == [(10, 64), (10,)]
+
+
+def test_tabular_batches_cover_each_epoch_without_repeats():
+    task = get_task("iris-logreg", "smoke")
+    instance = task.build(0)
+    per_epoch = 90 // task.batch_size
+    batches = list(itertools.islice(instance.train_batches(torch.Generator().manual_seed(0)), per_epoch))
+    seen = torch.cat([x for x, _ in batches])
+    assert len(torch.unique(seen, dim=0)) == per_epoch * task.batch_size
+
+
+def test_logistic_regression_learns_iris_within_the_smoke_budget():
+    task = get_task("iris-logreg", "smoke")
+    instance = task.build(0)
+    before = instance.evaluate(instance.model)
+    _train(instance, task.budget, lr=0.5)
+    after = instance.evaluate(instance.model)
+    assert after["loss"] < 0.5 * before["loss"] and after["accuracy"] >= 0.8
+    assert set(after) == {"loss", "accuracy"} and set(instance.evaluate(instance.model, "test")) == {"loss", "accuracy"}
+
+
+def test_tabular_meta_features_count_parameters_examples_and_classes():
+    meta = get_task("wine-mlp").meta_features()
+    assert meta["params"] == 13 * 64 + 64 + 64 * 64 + 64 + 64 * 3 + 3
+    assert (meta["examples"], meta["classes"], meta["input_dim"], meta["batch_size"]) == (106, 3, 13, 32)
+    assert meta["kind"] == "classification" and meta["family"] == "tabular"

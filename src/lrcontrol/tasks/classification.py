@@ -1,0 +1,76 @@
+"""The in-memory classification instance shared by the tabular, image and sequence families.
+
+Training batches are drawn without replacement: each epoch is a fresh permutation from the run's
+generator, cut into full batches (the last partial batch is dropped, so every step sees
+`batch_size` examples). Evaluation is the mean cross-entropy and the accuracy over the whole split,
+computed in chunks so memory stays flat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+
+from lrcontrol.errors import LRControlError
+from lrcontrol.tasks.base import Task, TaskInstance, check_split, evaluating
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+EVAL_CHUNK = 2048
+
+
+class ClassificationInstance(TaskInstance):
+    """Inputs and integer labels per split; `prepare` turns stored inputs (e.g. uint8 pixels) into model input."""
+
+    def __init__(
+        self,
+        task: Task,
+        model: torch.nn.Module,
+        splits: dict[str, tuple[torch.Tensor, torch.Tensor]],
+        prepare: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
+        self.task = task
+        self.model = model
+        self.splits = splits
+        self.prepare = prepare or (lambda x: x)
+        train_size = len(splits["train"][1])
+        if train_size < task.batch_size:
+            raise LRControlError(
+                f"task {task.name}: {train_size} training examples, fewer than the batch size {task.batch_size}"
+            )
+
+    def train_batches(self, generator: torch.Generator) -> Iterator[Batch]:
+        inputs, labels = self.splits["train"]
+        size, batch = len(labels), self.task.batch_size
+        while True:
+            order = torch.randperm(size, generator=generator)
+            for start in range(0, size - batch + 1, batch):
+                index = order[start : start + batch]
+                yield self.prepare(inputs[index]), labels[index]
+
+    def loss(self, model: torch.nn.Module, batch: Batch) -> torch.Tensor:
+        inputs, labels = batch
+        return F.cross_entropy(model(inputs), labels)
+
+    def evaluate(self, model: torch.nn.Module, split: str = "val") -> dict[str, float]:
+        check_split(split)
+        inputs, labels = self.splits[split]
+        total_loss, correct = 0.0, 0
+        with evaluating(model):
+            for start in range(0, len(labels), EVAL_CHUNK):
+                logits = model(self.prepare(inputs[start : start + EVAL_CHUNK]))
+                target = labels[start : start + EVAL_CHUNK]
+                total_loss += float(F.cross_entropy(logits, target, reduction="sum"))
+                correct += int((logits.argmax(-1) == target).sum())
+        return {"loss": total_loss / len(labels), "accuracy": correct / len(labels)}
+
+
+def mlp(sizes: list[int]) -> torch.nn.Sequential:
+    """Linear layers of the given widths with ReLU between them (none after the last)."""
+    layers: list[torch.nn.Module] = []
+    for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        if index:
+            layers.append(torch.nn.ReLU())
+        layers.append(torch.nn.Linear(fan_in, fan_out))
+    return torch.nn.Sequential(*layers)
