@@ -7,6 +7,7 @@ import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from rich.console import Console
 
@@ -280,6 +281,13 @@ def test_performance_profile_and_its_area_by_hand():
     assert area == pytest.approx({"A": 1.0, "B": (0.5 + 2 / 3) / 3, "C": (1 / 3) / 3})
 
 
+def test_gap_floor_treats_gaps_below_it_as_equal():
+    records = [rec("T", "a", 0.1, 0, 1.0, True), rec("T", "b", 0.1, 0, 0.96, True)]
+    # error rates 0 and .04: floored at 1e-12 the ratio is .04 / 1e-12; floored at .01 it is .04 / .01
+    assert profile_ratios(records)["T"]["b"] == pytest.approx(0.04 / 1e-12)
+    assert profile_ratios(records, gap_floor=0.01)["T"]["b"] == pytest.approx(4.0)
+
+
 def test_profile_on_steps_to_target_is_the_algoperf_ratio():
     records = [rec("T", "A", 0.1, s, 0.5, steps_to_target=v) for s, v in enumerate([100, 200, None])]
     records += [rec("T", "B", 0.1, s, 0.6, steps_to_target=400) for s in range(3)]
@@ -373,6 +381,12 @@ def test_a_dataframe_gives_the_same_summary_as_dicts():
     assert summarize(frame, n_bootstrap=100) == summarize(records, n_bootstrap=100)
 
 
+def test_numpy_seeds_sort_as_numbers_like_python_ints():
+    records = [rec("T", "a", 0.1, s, 1 + s / 10) for s in (2, 10, 11)] + [rec("T", "b", 0.1, 0, 3.0)]
+    as_numpy = [{**r, "seed": np.int64(r["seed"])} for r in records]  # as read from a numpy/arrow column
+    assert summarize(as_numpy, n_bootstrap=100) == summarize(records, n_bootstrap=100)
+
+
 def test_summary_table_renders_one_row_per_method_with_the_sbs():
     summary = summarize(two_tasks(), n_bootstrap=100)
     console = Console(width=250, record=True)
@@ -399,6 +413,7 @@ def test_summary_table_renders_one_row_per_method_with_the_sbs():
         ([rec("T", "a", 0.1, 0, 1.0)], {"tau_max": 1.0}, "tau_max"),
         ([rec("T", "a", 0.1, 0, 1.0)], {"profile_measure": "time"}, "profile measure"),
         ([rec("T", "a", 0.1, 0, 1.0)], {"profile_measure": "steps_to_target"}, "steps_to_target"),
+        ([rec("T", "a", 0.1, 0, 1.0)], {"gap_floor": 0.0}, "gap_floor"),
     ],
 )
 def test_bad_records_and_options_fail_with_a_message_that_names_them(records, kwargs, message):

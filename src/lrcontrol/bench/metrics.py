@@ -28,6 +28,7 @@ Conventions, the same everywhere:
 from __future__ import annotations
 
 import math
+import numbers
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -350,7 +351,12 @@ def _group(runs: Iterable[_Run], *fields: str) -> dict[tuple, list[_Run]]:
 
 
 def _sort_key(value: Any) -> tuple:
-    return (0, 0.0, "") if value is None else (1, value, "") if isinstance(value, int | float) else (2, 0.0, str(value))
+    """None first, then numbers (numpy's too) in order, then anything else by its text."""
+    if value is None:
+        return (0, 0.0, "")
+    if isinstance(value, numbers.Real):
+        return (1, float(value), "")
+    return (2, 0.0, str(value))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -550,6 +556,8 @@ def _gap(point: _GridPoint, task: str) -> float:
 
 
 def _ratio_table(selection: _Selection, measure: str, gap_floor: float) -> TaskTable:
+    if not gap_floor > 0:
+        raise LRControlError(f"gap_floor must be > 0 (it keeps ratios finite at the optimum); got {gap_floor}")
     table: TaskTable = {}
     for task in selection.grids:
         methods = selection.best(task)
@@ -641,6 +649,7 @@ def summarize(
     within_percent: float = 5.0,
     tau_max: float = 4.0,
     profile_measure: str = "gap",
+    gap_floor: float = 1e-12,
     n_bootstrap: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
@@ -664,7 +673,7 @@ def summarize(
     selection = _select(runs)
     regrets = _regret_table(selection)
     losses = {task: {m: p.median_loss for m, p in selection.best(task).items()} for task in selection.grids}
-    ratios = _ratio_table(selection, profile_measure, 1e-12)
+    ratios = _ratio_table(selection, profile_measure, gap_floor)
     areas = profile_area(ratios, tau_max)
     ranks = average_ranks(losses)
     selectors = vbs_sbs(regrets)
@@ -738,6 +747,7 @@ def summarize(
             "within_percent": within_percent,
             "tau_max": tau_max,
             "profile_measure": profile_measure,
+            "gap_floor": gap_floor,
             "n_bootstrap": n_bootstrap,
             "confidence": confidence,
             "seed": seed,
