@@ -1,0 +1,337 @@
+"""ALeRA and SALeRA: per-layer learning rates from the path of normalised raw gradients (METHODS.md §4.2).
+
+Schoenauer-Sebag, Schoenauer & Sebag (2017), "Stochastic gradient descent: going as fast as possible
+but not faster", arXiv 1709.01427. For each layer ℓ (N_ℓ parameters), at every step t:
+
+    u_t   = g_t / ‖g_t‖                              (the layer is skipped if ‖g_t‖ ≤ 1e-6)
+    p_t   = (1 − α)·p_{t−1} + α·u_t                  p_0 = 0
+    μ_t   = α/(2 − α) · (1 − (1 − α)^{2t})           expected ‖p_t‖² of a random walk, transient included
+    σ_ℓ   = α / sqrt(N_ℓ)                            its scale in dimension N_ℓ
+    η_t^ℓ = η_{t−1}^ℓ · exp( (C/σ_ℓ)·(‖p_t‖² − μ_t) )
+
+and the step with g_t is taken with η_t^ℓ (the path is updated before the step, as in the paper).
+A path longer than a random walk's (consistent gradients) raises the layer's rate; a shorter one
+(oscillation) lowers it. t counts the layer's own path updates since the last reset, so μ_1 = α².
+
+SALeRA (`salera`) adds a Page–Hinkley change detector on the smoothed training loss:
+L̄ ← (1 − r)·L̄ + r·loss; U ← U + L̄ − mean(L̄); alarm when U − min U > λ, λ = threshold × |first loss|.
+On an alarm it restores the parameters (and the optimizer state) of the runaway guard's last
+checkpoint — the paper restores the previous step's parameters; a checkpoint every `guard_every`
+healthy steps costs far less than a copy every step — halves every rate (`guard_decay`), and resets
+the detector, the paths and their counters.
+
+Ag-Adam (the paper's Adam variant) is `adam(...) + alera()`: the rates multiply Adam's own step while
+the path is still built from the raw gradients, exactly as published. (CLARA, `clara`, argues this is
+inconsistent for Adam and builds the path from Adam's steps instead.)
+
+How per-layer rates reach a torch optimizer. A factor's multiplier is per parameter group, but the
+layers rarely are groups. Where all tensors of a group share one rate (`layers="group"`, or one group
+per module), the rate is the group's multiplier: no extra memory, no extra work. Otherwise each
+group's multiplier is the geometric mean m_g of its tensors' rates (what `controller.lrs` shows), and
+after `optimizer.step()` each tensor's displacement Δ = θ_new − θ_old is rescaled in place by r_k/m_g,
+with one fused `torch._foreach_lerp_` over the tensors whose ratio is not 1 (θ_old is copied before
+the step, for those tensors only). For every optimizer whose step is linear in its LR — SGD (with
+momentum, weight decay), Adam, AdamW (decoupled decay included), RMSprop, Adagrad, … — this is
+exactly a per-tensor LR, and the optimizer's state is untouched. (For optimizers whose state
+depends on the LR, e.g. D-Adaptation, it is an approximation; use `layers="group"` there.)
+
+Safeguards (shared with every online controller, `control/online.py`): each rate is clamped to
+[min_scale, max_scale] × base LR; a step with a non-finite gradient skips the adaptation (counted in
+`skipped`); the runaway guard (`guard=True`) checkpoints healthy states and, on a loss
+blow-up, a non-finite loss or a non-finite gradient, restores the last checkpoint (parameters and optimizer state),
+halves every rate and resets the paths. SALeRA's Page–Hinkley alarm uses the same restore. Under
+gradient clipping the path sees the clipped gradient; a step an AMP GradScaler skips is never seen.
+The default C is ours (the paper tunes it); with the z-score scaling (C/σ_ℓ) one C suits layers of
+every size.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import torch
+
+from lrcontrol.control.base import Context
+from lrcontrol.control.online import SAFEGUARD_PARAMS, OnlineFactor
+from lrcontrol.errors import LRControlError
+from lrcontrol.params import Param
+from lrcontrol.registry import register_factor
+
+#: the paper's threshold below which a layer's gradient is considered zero and its path not updated
+_TINY_GRADIENT = 1e-6
+#: marker for OnlineFactor.on_step: a finite step was taken (ALeRA adapts before the step, not from Δθ)
+_STEPPED: tuple[list[torch.Tensor], None] = ([], None)
+
+
+def _geometric_mean(values: list[float]) -> float:
+    if not values:
+        return 1.0
+    if min(values) == max(values):
+        return values[0]  # exactly, so that a group whose tensors share one rate is never rescaled
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+@register_factor
+class ALeRA(OnlineFactor):
+    """ALeRA (Schoenauer-Sebag et al. 2017): per-layer LRs from the path length of normalised gradients."""
+
+    name = "alera"
+    params: ClassVar[tuple[Param, ...]] = (
+        Param("alpha", 1e-3, "path decay α (the paper's default 0.001)", low=0.0, high=1.0, low_open=True),
+        Param("C", 1e-5, "adaptation constant: log-rate change per step per unit of z-score", low=0.0, low_open=True),
+        Param(
+            "layers",
+            "auto",
+            "what shares a rate: 'module' (weight and bias of one module; needs resources['model']), "
+            "'tensor', 'group' (one rate per param group); 'auto' = module when a model is given, else tensor",
+            type="str",
+            choices=("auto", "module", "tensor", "group"),
+        ),
+    ) + SAFEGUARD_PARAMS
+    example = "alera(alpha=0.1, C=0.001)"
+
+    # -- structure -----------------------------------------------------------------------------------
+    def attach(self, ctx: Context) -> None:
+        super().attach(ctx)
+        self.layer_of = self._resolve_layers(ctx)
+        num_layers = max(self.layer_of) + 1
+        self.layer_size = [0] * num_layers
+        for size, layer in zip(self.sizes, self.layer_of):
+            self.layer_size[layer] += size
+        self.rates = [1.0] * num_layers
+        self.counts = [0] * num_layers
+        self.path_sq = [0.0] * num_layers
+        self.group_scale = [1.0] * ctx.num_groups
+        self.path = [torch.zeros_like(p) for p in self.tensors]
+        self._all = list(range(len(self.tensors)))
+        self._rescale: list[int] = []  # tensors whose step is rescaled after this optimizer step
+        self._buffers: list[torch.Tensor] = []
+        self._group_layers: list[list[int]] = [[] for _ in range(ctx.num_groups)]
+        for layer, g in zip(self.layer_of, self.tensor_group):
+            if layer not in self._group_layers[g]:
+                self._group_layers[g].append(layer)
+
+    def _resolve_layers(self, ctx: Context) -> list[int]:
+        mode = self.config["layers"]
+        model = ctx.resources.get("model")
+        if mode == "auto":
+            mode = "module" if isinstance(model, torch.nn.Module) else "tensor"
+        self.mode = mode
+        if mode == "group":
+            # number the groups that have trainable tensors 0, 1, …
+            numbering: dict[int, int] = {}
+            return [numbering.setdefault(g, len(numbering)) for g in self.tensor_group]
+        if mode == "tensor":
+            return list(range(len(self.tensors)))
+        if not isinstance(model, torch.nn.Module):
+            raise LRControlError(
+                f'{self.name}(layers="module") pools the weight and bias of each module and needs the model: '
+                "pass resources={'model': model} to build()/control(), or use layers=\"tensor\""
+            )
+        owner: dict[int, int] = {}
+        for index, module in enumerate(model.modules()):
+            for p in module.parameters(recurse=False):
+                owner.setdefault(id(p), index)
+        # Layers are numbered in optimizer order; a tensor the model does not own is a layer of its own.
+        layers: dict[tuple[str, int], int] = {}
+        return [
+            layers.setdefault(("module", owner[id(p)]) if id(p) in owner else ("tensor", k), len(layers))
+            for k, p in enumerate(self.tensors)
+        ]
+
+    # -- the factor ----------------------------------------------------------------------------------
+    def multiplier(self, t: int) -> list[float]:
+        return [self.scale * s for s in self.group_scale]
+
+    def on_pre_step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.config["guard"] and self.ckpt_params is None:
+            self._checkpoint()
+        self._pending_bad = not self._adapt()
+        # This step already has its LR (the controller set it before the step); give it η_t, as the
+        # paper does: directly through the group's LR where all its tensors share one rate ...
+        for g, layers in enumerate(self._group_layers):
+            rate = self.rates[layers[0]] if layers else self.group_scale[g]
+            if all(self.rates[ell] == rate for ell in layers) and rate != self.group_scale[g]:
+                optimizer.param_groups[g]["lr"] *= rate / self.group_scale[g]
+                self.group_scale[g] = rate
+        # ... and by rescaling the step of every other tensor after it.
+        self._rescale = [
+            k
+            for k, (layer, g) in enumerate(zip(self.layer_of, self.tensor_group))
+            if self.rates[layer] != self.group_scale[g]
+        ]
+        self._capture(self._rescale)
+
+    def _capture(self, indices: list[int]) -> None:
+        """Copy θ_old of these tensors into buffers reused across steps."""
+        if not indices:
+            return
+        if not self._buffers:
+            self._buffers = [torch.empty_like(p) for p in self.tensors]
+        with torch.no_grad():
+            torch._foreach_copy_([self._buffers[k] for k in indices], [self.tensors[k] for k in indices])
+
+    def on_post_step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self._rescale:
+            ks = self._rescale
+            # θ ← θ_new + (1 − r)(θ_old − θ_new) = θ_old + r·Δθ, one fused pass, with r = rate / group multiplier
+            weights = [1.0 - self.rates[self.layer_of[k]] / self.group_scale[self.tensor_group[k]] for k in ks]
+            with torch.no_grad():
+                torch._foreach_lerp_([self.tensors[k] for k in ks], [self._buffers[k] for k in ks], weights)
+            self._rescale = []
+            self._update_group_scale()
+        if not self._pending_bad:
+            self._pending = _STEPPED
+
+    def adapt(self, displacement: list[torch.Tensor], norms: Any, loss: float | None) -> None:
+        """Nothing: ALeRA adapts before the step, from the gradient (see `_adapt`)."""
+
+    def _update_group_scale(self) -> None:
+        """Each group's multiplier: the geometric mean of its tensors' rates (what the logs show as its LR)."""
+        members: list[list[float]] = [[] for _ in self.group_scale]
+        for layer, g in zip(self.layer_of, self.tensor_group):
+            members[g].append(self.rates[layer])
+        self.group_scale = [_geometric_mean(m) if m else s for m, s in zip(members, self.group_scale)]
+
+    def _adapt(self) -> bool:
+        """Update every layer's path and rate from the current gradients; False if they are non-finite."""
+        with_grad = [k for k, p in enumerate(self.tensors) if p.grad is not None]
+        if not with_grad:
+            return True
+        grads = [self.tensors[k].grad for k in with_grad]
+        grad_sq = [n * n for n in torch.stack(torch._foreach_norm(grads)).double().tolist()]
+        if not all(math.isfinite(x) for x in grad_sq):
+            return False
+        layer_sq = [0.0] * len(self.rates)
+        for k, sq in zip(with_grad, grad_sq):
+            layer_sq[self.layer_of[k]] += sq
+        # A layer whose gradient vanished keeps its path and its counter, as in the paper.
+        live = {ell for ell, sq in enumerate(layer_sq) if math.sqrt(sq) > _TINY_GRADIENT}
+        if not live:
+            return True
+        alpha = self.config["alpha"]
+        decayed = [k for k in self._all if self.layer_of[k] in live]
+        fed = [(k, i) for i, k in enumerate(with_grad) if self.layer_of[k] in live]
+        with torch.no_grad():
+            torch._foreach_mul_([self.path[k] for k in decayed], 1.0 - alpha)
+            steps = torch._foreach_mul(
+                [grads[i] for _, i in fed], [alpha / math.sqrt(layer_sq[self.layer_of[k]]) for k, _ in fed]
+            )
+            torch._foreach_add_([self.path[k] for k, _ in fed], steps)
+            path_norms = torch.stack(torch._foreach_norm([self.path[k] for k in decayed])).double().tolist()
+        path_sq = [0.0] * len(self.rates)
+        for k, n in zip(decayed, path_norms):
+            path_sq[self.layer_of[k]] += n * n
+        low, high, C = self.config["min_scale"], self.config["max_scale"], self.config["C"]
+        for ell in sorted(live):
+            self.counts[ell] += 1
+            mu = alpha / (2.0 - alpha) * (1.0 - (1.0 - alpha) ** (2 * self.counts[ell]))
+            sigma = alpha / math.sqrt(self.layer_size[ell])
+            self.path_sq[ell] = path_sq[ell]
+            # the exponent is capped only to keep exp() finite; the clamp below is the real bound
+            rate = self.rates[ell] * math.exp(min((C / sigma) * (path_sq[ell] - mu), 50.0))
+            self.rates[ell] = min(max(rate, low), high)
+        return True
+
+    def on_restore(self) -> None:
+        """After the guard restored a checkpoint: forget the paths (p = 0) and restart their counters."""
+        with torch.no_grad():
+            torch._foreach_zero_(self.path)
+        self.counts = [0] * len(self.counts)
+
+    # -- observation and resume ----------------------------------------------------------------------
+    def observables(self) -> dict[str, Any]:
+        return {**super().observables(), "rates": [self.scale * r for r in self.rates], "path_sq": list(self.path_sq)}
+
+    def online_state(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "rates": list(self.rates),
+            "counts": list(self.counts),
+            "group_scale": list(self.group_scale),
+            "path": [p.detach().clone() for p in self.path],
+            "path_sq": list(self.path_sq),
+        }
+
+    def load_online_state(self, state: dict[str, Any]) -> None:
+        if state["mode"] != self.mode or len(state["rates"]) != len(self.rates):
+            raise LRControlError(
+                f"{self.name}: this state has {len(state['rates'])} {state['mode']} layers but the optimizer now has "
+                f"{len(self.rates)} {self.mode} layers; resume with the same model, groups and layers= setting"
+            )
+        self.rates = [float(x) for x in state["rates"]]
+        self.counts = [int(x) for x in state["counts"]]
+        self.group_scale = [float(x) for x in state["group_scale"]]
+        with torch.no_grad():
+            torch._foreach_copy_(self.path, list(state["path"]))
+        self.path_sq = [float(x) for x in state["path_sq"]]
+        self._rescale = []
+
+
+@register_factor
+class SALeRA(ALeRA):
+    """SALeRA: ALeRA plus a Page–Hinkley detector on the loss that restores and halves the rates on alarm."""
+
+    name = "salera"
+    params: ClassVar[tuple[Param, ...]] = ALeRA.params + (
+        Param(
+            "smoothing",
+            0.01,
+            "r in L̄ ← (1 − r)·L̄ + r·loss; the paper uses batch size / training-set size",
+            low=0.0,
+            high=1.0,
+            low_open=True,
+        ),
+        Param("threshold", 0.1, "alarm when U − min U exceeds this × |first loss|", low=0.0, low_open=True),
+    )
+    example = "salera(alpha=0.1, C=0.001)"
+
+    def attach(self, ctx: Context) -> None:
+        super().attach(ctx)
+        self.alarms = 0
+        self.tolerance: float | None = None  # λ, fixed by the first finite loss
+        self._reset_detector()
+
+    def _reset_detector(self) -> None:
+        self.smoothed: float | None = None
+        self.smoothed_mean = 0.0
+        self.count = 0
+        self.cumulative = 0.0
+        self.cumulative_min = 0.0
+
+    def on_step(self, t: int, loss: float | None) -> None:
+        restores = self.restores
+        super().on_step(t, loss)
+        if loss is None or not math.isfinite(loss) or self.restores != restores:
+            return
+        if self.tolerance is None:
+            self.tolerance = self.config["threshold"] * max(abs(loss), 1e-12)
+        # Page–Hinkley on the smoothed loss: U accumulates its excess over its own running mean.
+        r = self.config["smoothing"]
+        self.smoothed = loss if self.smoothed is None else (1.0 - r) * self.smoothed + r * loss
+        self.count += 1
+        self.smoothed_mean += (self.smoothed - self.smoothed_mean) / self.count
+        self.cumulative += self.smoothed - self.smoothed_mean
+        self.cumulative_min = min(self.cumulative_min, self.cumulative)
+        if self.cumulative - self.cumulative_min > self.tolerance:
+            self.alarms += 1
+            self._restore()
+            self.on_restore()
+
+    def on_restore(self) -> None:
+        super().on_restore()
+        self._reset_detector()
+
+    def observables(self) -> dict[str, Any]:
+        return {**super().observables(), "alarms": self.alarms}
+
+    def online_state(self) -> dict[str, Any]:
+        detector = [self.smoothed, self.smoothed_mean, self.count, self.cumulative, self.cumulative_min]
+        return {**super().online_state(), "alarms": self.alarms, "tolerance": self.tolerance, "detector": detector}
+
+    def load_online_state(self, state: dict[str, Any]) -> None:
+        super().load_online_state(state)
+        self.alarms = int(state["alarms"])
+        self.tolerance = state["tolerance"]
+        self.smoothed, self.smoothed_mean, self.count, self.cumulative, self.cumulative_min = state["detector"]
