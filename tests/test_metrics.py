@@ -256,6 +256,13 @@ def test_regret_is_anchored_at_the_untrained_model_when_records_carry_it():
     records = [{**r, "initial": 11.0} for r in two_tasks() if r["task"] == "L"]
     # scale from the best run 1 to the initial value 11
     assert normalised_regret(records)["L"] == pytest.approx({"A": 0.1, "B": 0.4, "C": 1.0})
+    # B's median 5 is worse than the untrained model's 4: clipped to 1, as bad as diverging
+    clipped = normalised_regret([{**r, "initial": 4.0} for r in records])["L"]
+    assert clipped == pytest.approx({"A": 1 / 3, "B": 1.0, "C": 1.0})
+    # an anchor no run improved on is no scale: back to the worst finite run (6)
+    assert normalised_regret([{**r, "initial": 0.5} for r in records])["L"] == pytest.approx(
+        {"A": 0.2, "B": 0.8, "C": 1.0}
+    )
 
 
 def test_average_ranks_share_ties_and_skip_tasks_a_method_did_not_run():
@@ -328,6 +335,15 @@ def test_summary_by_hand_on_two_tasks():
     assert task_l["best_methods"] == ["A"] and task_l["best_value"] == 2.0
     assert task_l["methods"]["A"]["final"] == {"median": 2.0, "q1": 1.5, "q3": 2.5, "iqr": 1.0}
     assert task_l["methods"]["C"]["median"] is None  # ∞ is not JSON: None
+
+
+def test_summary_counts_the_cost_of_the_whole_grid_and_the_robustness_width():
+    records = [{**r, "extra_steps": 50} if (r["method"], r["lr"]) == ("A", 0.01) else r for r in grid_records()]
+    rows = {r["method"]: r for r in summarize(records, n_bootstrap=50)["per_method"]}
+    # A: three runs at 1.5 (50 extra steps) and six at 1.0 → per run 10.5 / 9; one seed of the grid 10.5 / 3
+    assert rows["A"]["cost_per_run"] == pytest.approx(10.5 / 9) and rows["A"]["grid_cost"] == pytest.approx(3.5)
+    assert rows["B"]["grid_cost"] == 1.0
+    assert (rows["A"]["robustness_width"], rows["B"]["robustness_width"]) == (2.0, 0.0)
 
 
 def test_summary_is_strict_json_and_deterministic():
