@@ -146,8 +146,12 @@ class OnlineFactor(Factor):
         with torch.no_grad():
             displacement = torch._foreach_sub(self.tensors, self._before)
             norms = torch.stack(torch._foreach_norm(displacement)).to(torch.float64)
-            if not bool(torch.isfinite(norms).all()):
+            finite, moved = torch.stack((torch.isfinite(norms).all(), (norms > 0).any())).tolist()
+            if not finite:
                 self._pending, self._pending_bad = None, True
+                return
+            if not moved:  # nothing moved (zero gradients): no information, an idle step
+                self._pending, self._pending_bad = None, False
                 return
             self.transform_step(displacement, norms)
         self._pending, self._pending_bad = (displacement, norms), False

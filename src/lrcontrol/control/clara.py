@@ -1,0 +1,299 @@
+"""CLARA: cumulative path-length learning-rate adaptation (Atamna, Maus, Kievelitz, Glasmachers 2025,
+arXiv 2508.05408; METHODS.md §4.1), for SGD, Adam/AdamW and any other optimizer.
+
+The rule, per parameter tensor k, with ŝ_t^k = −Δθ_t^k/‖Δθ_t^k‖ the normalised step actually taken:
+
+    p_t^k   = (1 − c)·p_{t−1}^k + c·ŝ_t^k                    p_0 = 0, c = 0.2
+    R_t     = Σ_k ‖p_t^k‖² / Σ_k μ_k                         (= Σ_k ‖p_t^k‖²/(K·μ) when all μ_k = μ)
+    η_{t+1} = η_t · exp( d·(R_t − 1) )                       d = 1e-3 by default
+
+If consecutive steps point the same way the path is longer than the reference and η grows; if they
+cancel (oscillation) it is shorter and η shrinks. One global multiplier for the whole model
+(composable with any schedule); normalisation per tensor.
+
+Variants (`variant=`): "plain" — the optimizer's own step; "unit" — after the optimizer's step each
+tensor's displacement is rescaled to length η (the group's LR), i.e. θ ← θ_before + η·Δθ/‖Δθ‖, which
+is the authors' "unit step direction" for SGD (θ − η·g/‖g‖) and for Adam (θ − η·a/‖a‖ with
+a = m̂/(√v̂ + ε)).
+
+The reference μ_k (and σ_k)
+---------------------------
+μ_k is the expected ‖p^k‖² of the same recursion, in its stationary regime, when the optimizer is
+fed gradients that carry no information (i.i.d. N(0, I) noise), for a tensor of N_k elements.
+
+- Plain SGD (no momentum): the steps are independent random unit vectors u_j, so
+  ‖p‖² = c²·Σ_j (1−c)^{2j} + 2c²·Σ_{i<j} (1−c)^{i+j} u_i·u_j, and with E[u_i·u_j] = 0,
+  Var(u_i·u_j) = 1/N and uncorrelated pairs:
+      μ = c/(2 − c),   σ_N = 2μ(1 − c)/sqrt((1 + (1 − c)²)·N)        (exact for every N ≥ 1).
+  (The authors' released code uses √2·μ(1 − c)/… for σ, a factor √2 too small.)
+- Momentum (SGD with momentum β, Adam/AdamW with β1, any optimizer): consecutive steps of an
+  optimizer with momentum are correlated even on pure noise. In high dimension the normalised
+  steps j apart have correlation ρ_j → β^j (Adam: v̂ is nearly constant over the momentum time scale,
+  so the step is a fixed diagonal rescaling of the momentum m_t, whose lag-j autocorrelation is β^j),
+  and then
+      μ_∞ = c²·Σ_{i,j} (1−c)^{i+j} β^{|i−j|} = c/(2 − c) · (1 + (1 − c)β)/(1 − (1 − c)β)
+  (0.6825 for c = 0.2, β = 0.9). For small N the normalisation makes ρ_j smaller than β^j and μ
+  depends on N (0.6 at N = 2), and no closed form covers every optimizer, so the reference is
+  *estimated once at attach time* by a Monte-Carlo run of the attached optimizer's own class with
+  the same hyperparameters (weight decay set to 0: the reference carries no information) on
+  N(0, I) gradients: every distinct tensor size is simulated as many independent rows of one flat
+  parameter, rows are normalised with segment sums (vectorised, one optimizer step per MC step),
+  the path recursion runs on the rows, and after a burn-in the mean and standard deviation of
+  ‖p‖² per size give μ_k and σ_k. Sizes above 4096 reuse the 4096 estimate for μ (the finite-size
+  correction is O(1/N)) and scale σ as 1/√N. Results are cached per (optimizer class,
+  hyperparameters, c, size), use a private RNG (the caller's RNG streams are untouched) and are
+  deterministic. This requires an optimizer that acts elementwise (SGD, Adam, AdamW, RMSprop,
+  Adagrad, Lion, …), which is what the "same optimizer driven by noise" reference means.
+
+`d="auto"`: a damping without tuning (the paper's stated future work)
+--------------------------------------------------------------------
+Under the noise reference the statistic  z_t = (Σ_k ‖p_t^k‖² − Σ_k μ_k)/σ_Σ,  σ_Σ = sqrt(Σ_k σ_k²)
+(tensors independent), has mean 0 and unit variance for *every* model size, optimizer and momentum,
+whereas R − 1 has a spread that shrinks like 1/√N. The auto rule therefore reads the path in units
+of its own noise and moves log η by a bounded amount:
+
+    log η_{t+1} = log η_t + δ·tanh(z_t / z_0),        δ = 0.05,  z_0 = 2
+
+- With no information in the steps (|z| ≲ 1) the walk of log η has steps ≲ δ/2 that average out.
+- With clear evidence (|z| ≫ z_0: steps aligned because η is far too small, or anti-aligned
+  because it is far too large) η moves at the full rate e^{±δ} ≈ ×1.05 per step, so η0 = 1e-6 reaches
+  1 in ≈ 280 steps and an η0 a thousand times too large is corrected in ≈ 140; a fixed d would need
+  d ≈ 1e-2 for that and would then jitter by ~d·8 per step at equilibrium on small models.
+- The path reacts to a wrong η within ≈ 1/c = 5 steps, so an overshoot costs at most ≈ e^{5δ} ≈ 1.3×.
+Relation to the plain rule: δ·tanh(z/z_0) ≈ (δ·Σμ_k/(z_0·σ_Σ))·(R − 1) near equilibrium, i.e. an
+effective d = δ·Σμ_k/(z_0·σ_Σ) that grows like the square root of the (noise-weighted) dimension,
+which is what a scale-free test of "path longer than a random walk" requires. The constants δ and z_0
+were set once, on the 50-dimensional sphere, and validated without per-task tuning in
+benchmarks/clara_auto_d.py (docs/clara.md has the table).
+
+Example:
+
+    optimizer, controller = lrcontrol.build(model.parameters(), "sgd(lr=1e-4) + warmup(100) + clara()")
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from lrcontrol.control.base import Context
+from lrcontrol.control.online import SAFEGUARD_PARAMS, OnlineFactor
+from lrcontrol.errors import LRControlError
+from lrcontrol.params import Param
+from lrcontrol.registry import register_factor
+
+#: tensor sizes above this share the reference of a tensor of this size (μ), σ scaled as 1/√N
+MC_MAX_SIZE = 4096
+#: elements simulated per distinct size (rows × size), burn-in and sampled steps of the Monte-Carlo run
+MC_ELEMENTS = 8192
+MC_BURN_IN = 100
+MC_SAMPLES = 300
+#: d="auto": the largest change of log η per step and the z-score at which it is nearly reached
+AUTO_RATE = 0.05
+AUTO_Z0 = 2.0
+
+_CACHE: dict[tuple[Any, ...], tuple[float, float]] = {}
+
+
+def sgd_reference(c: float, size: int) -> tuple[float, float]:
+    """Exact (μ, σ) of ‖p‖² for i.i.d. random unit steps in dimension `size` (memoryless SGD)."""
+    mu = c / (2.0 - c)
+    sigma = 2.0 * mu * (1.0 - c) / math.sqrt((1.0 + (1.0 - c) ** 2) * size)
+    return mu, sigma
+
+
+def momentum_reference_limit(c: float, beta: float) -> float:
+    """High-dimensional limit of μ for steps whose lag-j correlation is β^j (momentum β, Adam's β1)."""
+    q = (1.0 - c) * beta
+    return c / (2.0 - c) * (1.0 + q) / (1.0 - q)
+
+
+_NOT_HYPER = ("params", "lr", "initial_lr")
+
+
+def _hyper_key(group: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(sorted((k, repr(v)) for k, v in group.items() if k not in _NOT_HYPER))
+
+
+def _is_memoryless_sgd(optimizer: torch.optim.Optimizer, group: dict[str, Any]) -> bool:
+    return type(optimizer) is torch.optim.SGD and float(group.get("momentum", 0.0)) == 0.0
+
+
+def _reference_optimizer(
+    optimizer: torch.optim.Optimizer, group: dict[str, Any], flat: torch.Tensor
+) -> torch.optim.Optimizer:
+    cls = type(optimizer)
+    try:
+        ref = cls([flat], **dict(optimizer.defaults))
+    except TypeError:
+        ref = cls([flat])
+    ref.param_groups[0].update({k: v for k, v in group.items() if k != "params"})
+    if "weight_decay" in ref.param_groups[0]:
+        ref.param_groups[0]["weight_decay"] = 0.0
+    for key in ("foreach", "fused", "capturable", "differentiable"):
+        if key in ref.param_groups[0]:
+            ref.param_groups[0][key] = False if key != "foreach" else None
+    return ref
+
+
+def _burn_in(group: dict[str, Any]) -> int:
+    """Steps for the momentum and the path to forget their zero start: 5 time constants, at least 100."""
+    beta = 0.0
+    if "momentum" in group:
+        beta = float(group["momentum"] or 0.0)
+    elif "betas" in group:
+        beta = float(group["betas"][0])
+    return int(min(1000, max(MC_BURN_IN, math.ceil(5.0 / max(1.0 - beta, 1e-3)))))
+
+
+def monte_carlo_reference(
+    optimizer: torch.optim.Optimizer, group_index: int, sizes: list[int], c: float
+) -> dict[int, tuple[float, float]]:
+    """(μ, σ) of ‖p‖² per tensor size for the attached optimizer's class driven by N(0, I) gradients.
+
+    One flat float32 parameter holds, for each distinct simulated size n, ⌈MC_ELEMENTS/n⌉ independent
+    rows of n elements (one contiguous block per size); the reference optimizer steps it once per MC
+    step and each block is normalised and cumulated as a [rows, n] view (a Python loop over the few
+    distinct sizes, never over rows or elements).
+    """
+    group = optimizer.param_groups[group_index]
+    key = (type(optimizer).__module__, type(optimizer).__qualname__, _hyper_key(group), float(c))
+    simulated = {n: min(n, MC_MAX_SIZE) for n in sizes}
+    todo = sorted({m for m in simulated.values() if key + (m,) not in _CACHE})
+    if todo:
+        rows = [math.ceil(MC_ELEMENTS / m) for m in todo]
+        bounds = [0]
+        for m, r in zip(todo, rows):
+            bounds.append(bounds[-1] + m * r)
+        gen = torch.Generator().manual_seed(20250807)
+        flat = torch.zeros(bounds[-1], dtype=torch.float32, requires_grad=True)
+        ref = _reference_optimizer(optimizer, group, flat)
+        before = torch.empty_like(flat, requires_grad=False)
+        path = torch.zeros_like(flat, requires_grad=False)
+        views = [(slice(a, b), m, r) for a, b, m, r in zip(bounds[:-1], bounds[1:], todo, rows)]
+        sums = [torch.zeros(r, dtype=torch.float64) for r in rows]
+        sums2 = [torch.zeros(r, dtype=torch.float64) for r in rows]
+        burn_in = _burn_in(group)
+        with torch.no_grad():
+            for step in range(burn_in + MC_SAMPLES):
+                before.copy_(flat)
+                flat.grad = torch.randn(flat.shape, generator=gen)
+                ref.step()
+                direction = before.sub_(flat)
+                for span, m, r in views:
+                    block = direction[span].view(r, m)
+                    block.div_(block.norm(dim=1, keepdim=True).clamp_min(1e-30))
+                path.mul_(1.0 - c).add_(direction, alpha=c)
+                if step >= burn_in:
+                    for i, (span, m, r) in enumerate(views):
+                        sq = path[span].view(r, m).square().sum(1).double()
+                        sums[i] += sq
+                        sums2[i] += sq * sq
+        for i, m in enumerate(todo):
+            count = rows[i] * MC_SAMPLES
+            mean = sums[i].sum().item() / count
+            var = max(sums2[i].sum().item() / count - mean * mean, 0.0)
+            _CACHE[key + (m,)] = (mean, math.sqrt(var))
+    out = {}
+    for n, m in simulated.items():
+        mu, sd = _CACHE[key + (m,)]
+        out[n] = (mu, sd * math.sqrt(m / n))
+    return out
+
+
+def reference_moments(optimizer: torch.optim.Optimizer, tensor_group: list[int], sizes: list[int], c: float):
+    """μ_k and σ_k for each tensor (its group's optimizer hyperparameters and its size)."""
+    mus, sigmas = [0.0] * len(sizes), [0.0] * len(sizes)
+    for gi, group in enumerate(optimizer.param_groups):
+        members = [k for k, g in enumerate(tensor_group) if g == gi]
+        if not members:
+            continue
+        if _is_memoryless_sgd(optimizer, group):
+            table = {sizes[k]: sgd_reference(c, sizes[k]) for k in members}
+        else:
+            table = monte_carlo_reference(optimizer, gi, [sizes[k] for k in members], c)
+        for k in members:
+            mus[k], sigmas[k] = table[sizes[k]]
+    return mus, sigmas
+
+
+@register_factor
+class Clara(OnlineFactor):
+    """CLARA: η ← η·exp(d·(R − 1)) from the cumulated path of normalised steps (Atamna et al. 2025)."""
+
+    name = "clara"
+    params = (
+        Param(
+            "d", 1e-3, 'damping (the paper\'s grid 1e-5 … 1e-1), or "auto"', low=0.0, low_open=True, choices=("auto",)
+        ),
+        Param("c", 0.2, "cumulation constant of the path", low=0.0, high=1.0, low_open=True, high_open=True),
+        Param(
+            "variant",
+            "plain",
+            "plain: the optimizer's step; unit: each tensor's step rescaled to length η",
+            type="str",
+            choices=("plain", "unit"),
+        ),
+    ) + SAFEGUARD_PARAMS
+    example = "clara(d=0.01)"
+
+    def attach(self, ctx: Context) -> None:
+        super().attach(ctx)
+        c = self.config["c"]
+        mus, sigmas = reference_moments(ctx.optimizer, self.tensor_group, self.sizes, c)
+        self.mu = mus
+        self.sigma = sigmas
+        self.mu_total = math.fsum(mus)
+        self.sigma_total = math.sqrt(math.fsum(s * s for s in sigmas))
+        if not (self.mu_total > 0 and math.isfinite(self.mu_total)):
+            raise LRControlError(f"clara(): the noise reference of {type(ctx.optimizer).__name__} gave μ = 0")
+        self.paths = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.tensors]
+        self.ratio = 0.0
+        self.zscore = 0.0
+
+    # -- the unit-step variant rescales the step just taken ------------------------------------
+    def transform_step(self, displacement: list[torch.Tensor], norms: torch.Tensor) -> None:
+        if self.config["variant"] != "unit":
+            return
+        lrs = torch.tensor([self.step_lrs[g] for g in self.tensor_group], dtype=torch.float64, device=norms.device)
+        factors = torch.where(norms > 0, lrs / norms.clamp_min(1e-300), torch.zeros_like(norms))
+        torch._foreach_mul_(displacement, factors.tolist())
+        torch._foreach_add_(self._before, displacement)
+        torch._foreach_copy_(self.tensors, self._before)
+        norms.mul_(factors)
+
+    # -- the update rule ------------------------------------------------------------------------
+    def adapt(self, displacement: list[torch.Tensor], norms: torch.Tensor, loss: float | None) -> None:
+        c = self.config["c"]
+        norm_list = norms.tolist()
+        # ŝ = −Δθ/‖Δθ‖; a tensor that did not move this step keeps its path unchanged
+        torch._foreach_mul_(displacement, [-1.0 / n if n > 0 else 0.0 for n in norm_list])
+        torch._foreach_mul_(self.paths, [1.0 - c if n > 0 else 1.0 for n in norm_list])
+        torch._foreach_add_(self.paths, displacement, alpha=c)
+        path_sq = torch.stack(torch._foreach_norm(self.paths)).double().square().sum().item()
+        self.ratio = path_sq / self.mu_total
+        self.zscore = (path_sq - self.mu_total) / self.sigma_total if self.sigma_total > 0 else 0.0
+        if self.config["d"] == "auto":
+            step = AUTO_RATE * math.tanh(self.zscore / AUTO_Z0)
+        else:
+            step = self.config["d"] * (self.ratio - 1.0)
+        self.set_scale(self.scale * math.exp(step))
+
+    def on_restore(self) -> None:
+        torch._foreach_zero_(self.paths)
+
+    # -- observables and state ----------------------------------------------------------------
+    def observables(self) -> dict[str, Any]:
+        return {**super().observables(), "ratio": self.ratio, "zscore": self.zscore}
+
+    def online_state(self) -> dict[str, Any]:
+        return {"paths": [p.clone() for p in self.paths], "ratio": self.ratio, "zscore": self.zscore}
+
+    def load_online_state(self, state: dict[str, Any]) -> None:
+        self.paths = [
+            saved.clone().to(device=p.device, dtype=p.dtype) for saved, p in zip(state["paths"], self.tensors)
+        ]
+        self.ratio = float(state["ratio"])
+        self.zscore = float(state["zscore"])
