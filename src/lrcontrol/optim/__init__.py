@@ -24,3 +24,6 @@ def effective_lr(optimizer: torch.optim.Optimizer, group_index: int) -> float:
         if fn is not None:
             return float(fn(optimizer, group_index))
     return float(optimizer.param_groups[group_index]["lr"])
+
+
+from lrcontrol.optim import cocob, dowg, free  # noqa: E402,F401  (LR-free optimizers; they need EFFECTIVE_LR above)

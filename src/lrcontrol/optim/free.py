@@ -1,0 +1,448 @@
+"""Hyperparameter-free optimizers from their authors' packages, by name, with their step size visible.
+
+Each optimizer here estimates its own step size; the `lr` it takes is a multiplier of that estimate
+(keep it at 1.0, or let a controller move it: `prodigy() + cosine()` is what the Prodigy authors
+recommend). `lrcontrol.optim.effective_lr(optimizer, group)` — and so `controller.effective_lrs()` —
+reports the step size the optimizer really applies to a group, read from the package's own state:
+
+- D-Adaptation Adam / AdaGrad (Defazio & Mishchenko, ICML 2023; package `dadaptation`): the estimate
+  d of the distance to the solution, η = d·lr (× Adam's bias correction when it is on). State:
+  `param_groups[i]["d"]`, `["k"]` (steps taken).
+- D-Adaptation SGD: the dual-averaging step is normalised by the first gradient's norm,
+  η = d·lr / ‖g_0‖ (`["g0_norm"]`, set by the first step).
+- Prodigy (Mishchenko & Defazio, ICML 2024; `prodigyopt`): η = d·lr (× bias correction), with d grown
+  faster than D-Adaptation's (`["d"]`, `["k"]`).
+- Schedule-Free SGD / AdamW (Defazio et al., NeurIPS 2024; `schedulefree`): no estimate of its own;
+  η = lr × the package's built-in linear warmup min(1, (k+1)/warmup_steps) for the next step k.
+  These need `optimizer.train()` before training steps and `optimizer.eval()` before evaluation; see
+  `lrcontrol.optim.modes`. `build()` leaves them in train mode.
+- DoG / LDoG (Ivgi, Hinder & Carmon, ICML 2023; `dog-optimizer`): η = lr·r̄/√G with
+  r̄ = max_{i≤t} ‖x_i − x_0‖ (at least r_ε = reps_rel·(1 + ‖x_0‖)) and G = Σ_{i≤t} ‖g_i‖² + eps,
+  per group (`["rbar"]`, `["G"]`); LDoG keeps one ratio per parameter tensor and reports their median.
+
+Before an optimizer's first step, an estimate that depends on the first gradient (D-Adaptation SGD,
+DoG, LDoG) does not exist yet and is reported as nan.
+
+D-Adaptation and Prodigy estimate one d for the whole model, so their packages refuse param groups
+with different LRs; lrcontrol turns that into an LRControlError that says so before the step.
+DoWG and COCOB-Backprop, which no maintained package ships, live in `optim.dowg` and `optim.cocob`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from lrcontrol.errors import LRControlError, SpecError
+from lrcontrol.optim import EFFECTIVE_LR
+from lrcontrol.optim.modes import check_train_ready
+from lrcontrol.params import Param
+from lrcontrol.registry import register_optimizer
+
+try:  # the LR-free packages are the optional extra `lrcontrol[free]`
+    import dadaptation
+except ImportError:  # pragma: no cover - exercised only without the extra
+    dadaptation = None
+try:
+    import prodigyopt
+except ImportError:  # pragma: no cover
+    prodigyopt = None
+try:
+    import schedulefree
+except ImportError:  # pragma: no cover
+    schedulefree = None
+try:
+    import dog as dog_optimizer
+except ImportError:  # pragma: no cover
+    dog_optimizer = None
+
+
+# -- declared parameters shared by several optimizers ------------------------------------------------
+
+
+def lr_param(default: float = 1.0, doc: str = "") -> Param:
+    """The `lr` of an LR-free optimizer: a multiplier of its own estimate (keep 1.0 unless unstable)."""
+    return Param(
+        "lr",
+        default,
+        doc or "multiplier of the optimizer's own step-size estimate (the authors' convention: 1.0)",
+        low=0.0,
+        low_open=True,
+        show=True,
+    )
+
+
+def weight_decay_param(doc: str = "L2 penalty added to the gradient") -> Param:
+    return Param("weight_decay", 0.0, doc, low=0.0)
+
+
+_BETAS = Param(
+    "betas",
+    (0.9, 0.999),
+    "coefficients of the moving averages of the gradient and its square",
+    type="floats",
+    length=2,
+    low=0.0,
+    high=1.0,
+    high_open=True,
+)
+_D0 = Param(
+    "d0", 1e-6, "initial estimate of the distance to the solution (rarely needs changing)", low=0.0, low_open=True
+)
+_GROWTH = Param(
+    "growth_rate",
+    None,
+    "largest factor by which d may grow per step (None: unbounded; 1.02 acts like a warmup)",
+    low=1.0,
+    nullable=True,
+)
+_BIAS = Param("use_bias_correction", False, "apply Adam's bias correction to the step", type="bool")
+_FOREACH = Param(
+    "foreach",
+    None,
+    "use torch's multi-tensor implementation (None: the package's choice)",
+    type="bool",
+    nullable=True,
+)
+_WARMUP = Param("warmup_steps", 0, "steps of the package's built-in linear LR warmup", type="int", low=0)
+_R = Param("r", 0.0, "power of the polynomial weighting of the average", low=0.0)
+_WEIGHT_LR_POWER = Param(
+    "weight_lr_power", 2.0, "weight of each iterate in the average is lr_max**weight_lr_power", low=0.0
+)
+_REPS_REL = Param(
+    "reps_rel",
+    1e-6,
+    "initial distance r_ε = reps_rel·(1 + ‖x_0‖); the authors suggest 1e-4 for models with batch norm",
+    low=0.0,
+    low_open=True,
+)
+
+
+def _need(package: Any, name: str, spec_name: str) -> Any:
+    if package is None:
+        raise LRControlError(
+            f"{spec_name}() needs the package {name!r}, which is not installed; "
+            "install it with `pip install 'lrcontrol[free]'`"
+        )
+    return package
+
+
+def _growth(value: float | None) -> float:
+    return math.inf if value is None else float(value)
+
+
+# -- step-hook guards: a clear LRControlError instead of the packages' RuntimeError / assert -------
+# Module-level functions (not lambdas) so that an optimizer carrying them still pickles.
+
+
+def _require_shared_lr(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+    """D-Adaptation and Prodigy estimate one d for all groups and refuse groups with different LRs."""
+    lrs = {float(g["lr"]) for g in optimizer.param_groups} - {0.0}
+    if len(lrs) > 1:
+        raise LRControlError(
+            f"{type(optimizer).__name__} estimates one step size d for the whole model, so every param "
+            f"group needs the same lr (or 0 to freeze it), got {sorted(lrs)}; give the groups the same "
+            "base lr and use controllers whose multiplier is the same for every group"
+        )
+
+
+def _require_train_mode(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+    check_train_ready(optimizer)
+
+
+def _require_gradients(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+    """The DoG package reads every parameter's gradient and fails on a None one with an AttributeError."""
+    for i, group in enumerate(optimizer.param_groups):
+        missing = sum(1 for p in group["params"] if p.grad is None)
+        if missing:
+            raise LRControlError(
+                f"{type(optimizer).__name__} needs a gradient for every parameter, but {missing} parameter(s) "
+                f"of param group {i} have none (frozen or unused); leave them out of the optimizer"
+            )
+
+
+# -- D-Adaptation -----------------------------------------------------------------------------------
+
+
+def _adam_bias_correction(group: dict[str, Any]) -> float:
+    """Adam's bias correction √(1 − β2^(k+1)) / (1 − β1^(k+1)) for the next step, 1 when it is off."""
+    if not group.get("use_bias_correction", False):
+        return 1.0
+    beta1, beta2 = group["betas"]
+    k = group["k"]
+    return math.sqrt(1 - beta2 ** (k + 1)) / (1 - beta1 ** (k + 1))
+
+
+def _d_times_lr(optimizer: torch.optim.Optimizer, index: int) -> float:
+    """η = d·lr·(bias correction): D-Adaptation Adam/AdaGrad and Prodigy. d is shared by all groups."""
+    group = optimizer.param_groups[index]
+    return float(optimizer.param_groups[0]["d"]) * float(group["lr"]) * _adam_bias_correction(group)
+
+
+def _dadapt_sgd_lr(optimizer: torch.optim.Optimizer, index: int) -> float:
+    """η = d·lr/‖g_0‖: D-Adaptation SGD normalises its dual-averaging step by the first gradient."""
+    group = optimizer.param_groups[index]
+    g0_norm = optimizer.param_groups[0].get("g0_norm")
+    if not g0_norm:
+        return math.nan
+    return float(optimizer.param_groups[0]["d"]) * float(group["lr"]) / float(g0_norm)
+
+
+@register_optimizer(
+    "dadapt_adam",
+    (
+        lr_param(),
+        _BETAS,
+        Param("eps", 1e-8, "term added to the denominator for stability", low=0.0, low_open=True),
+        weight_decay_param("weight decay (L2 penalty; decoupled as in AdamW when decouple=True)"),
+        Param("decouple", False, "AdamW-style decoupled weight decay", type="bool"),
+        _BIAS,
+        _D0,
+        _GROWTH,
+    ),
+    "D-Adaptation Adam: Adam with the step size d·lr estimated online (Defazio & Mishchenko 2023).",
+    example="dadapt_adam(lr=1.0)",
+)
+def dadapt_adam(params: Any, **kw: Any) -> torch.optim.Optimizer:
+    pkg = _need(dadaptation, "dadaptation", "dadapt_adam")
+    kw["betas"] = tuple(kw["betas"])
+    kw["growth_rate"] = _growth(kw["growth_rate"])
+    optimizer = pkg.DAdaptAdam(params, **kw)
+    optimizer.register_step_pre_hook(_require_shared_lr)
+    return optimizer
+
+
+@register_optimizer(
+    "dadapt_sgd",
+    (
+        lr_param(),
+        Param("momentum", 0.0, "momentum factor", low=0.0, high=1.0, high_open=True),
+        weight_decay_param(),
+        _D0,
+        _GROWTH,
+    ),
+    "D-Adaptation SGD: dual averaging with the step size d·lr/‖g0‖ estimated online (Defazio & Mishchenko 2023).",
+    example="dadapt_sgd(momentum=0.9)",
+)
+def dadapt_sgd(params: Any, **kw: Any) -> torch.optim.Optimizer:
+    pkg = _need(dadaptation, "dadaptation", "dadapt_sgd")
+    kw["growth_rate"] = _growth(kw["growth_rate"])
+    optimizer = pkg.DAdaptSGD(params, **kw)
+    optimizer.register_step_pre_hook(_require_shared_lr)
+    return optimizer
+
+
+@register_optimizer(
+    "dadapt_adagrad",
+    (
+        lr_param(),
+        Param("momentum", 0.0, "momentum factor", low=0.0, high=1.0, high_open=True),
+        weight_decay_param(),
+        Param("eps", 1e-6, "term added to the denominator for stability", low=0.0, low_open=True),
+        _D0,
+        _GROWTH,
+    ),
+    "D-Adaptation AdaGrad: AdaGrad with the step size d·lr estimated online (Defazio & Mishchenko 2023).",
+    example="dadapt_adagrad()",
+)
+def dadapt_adagrad(params: Any, **kw: Any) -> torch.optim.Optimizer:
+    pkg = _need(dadaptation, "dadaptation", "dadapt_adagrad")
+    kw["growth_rate"] = _growth(kw["growth_rate"])
+    optimizer = pkg.DAdaptAdaGrad(params, **kw)
+    optimizer.register_step_pre_hook(_require_shared_lr)
+    return optimizer
+
+
+# -- Prodigy ----------------------------------------------------------------------------------------
+
+
+@register_optimizer(
+    "prodigy",
+    (
+        lr_param(),
+        _BETAS,
+        Param(
+            "beta3",
+            None,
+            "decay of the running averages behind the d estimate (None: √β2)",
+            low=0.0,
+            high=1.0,
+            high_open=True,
+            nullable=True,
+        ),
+        Param("eps", 1e-8, "term added to the denominator for stability", low=0.0, low_open=True),
+        weight_decay_param("weight decay (decoupled as in AdamW when decouple=True)"),
+        Param("decouple", True, "AdamW-style decoupled weight decay", type="bool"),
+        _BIAS,
+        Param(
+            "safeguard_warmup", False, "leave lr out of the d estimate's denominator (helps with warmup)", type="bool"
+        ),
+        _D0,
+        Param(
+            "d_coef", 1.0, "multiplier of the d estimate (the preferred knob if one must tune)", low=0.0, low_open=True
+        ),
+        _GROWTH,
+        Param(
+            "slice_p",
+            1,
+            "estimate d from every slice_p-th entry only (saves memory; 11 is reasonable)",
+            type="int",
+            low=1,
+        ),
+    ),
+    "Prodigy: Adam with a faster-growing D-Adaptation estimate of the step size d·lr (Mishchenko & Defazio 2024).",
+    example="prodigy(d_coef=1.0)",
+)
+def prodigy(params: Any, **kw: Any) -> torch.optim.Optimizer:
+    pkg = _need(prodigyopt, "prodigyopt", "prodigy")
+    kw["betas"] = tuple(kw["betas"])
+    kw["growth_rate"] = _growth(kw["growth_rate"])
+    optimizer = pkg.Prodigy(params, **kw)
+    optimizer.register_step_pre_hook(_require_shared_lr)
+    return optimizer
+
+
+# -- Schedule-Free ----------------------------------------------------------------------------------
+
+
+def _schedule_free_lr(optimizer: torch.optim.Optimizer, index: int) -> float:
+    """η = lr·min(1, (k+1)/warmup_steps): the LR the next step applies, with the package's warmup."""
+    group = optimizer.param_groups[index]
+    k, warmup = int(group["k"]), int(group["warmup_steps"])
+    schedule = (k + 1) / warmup if k < warmup else 1.0
+    return float(group["lr"]) * schedule
+
+
+def _schedule_free(cls: type[torch.optim.Optimizer], params: Any, kw: dict[str, Any]) -> torch.optim.Optimizer:
+    if kw.get("foreach") is None:
+        kw.pop("foreach", None)  # the package picks foreach when torch has it
+    optimizer = cls(params, **kw)
+    optimizer.register_step_pre_hook(_require_train_mode)
+    # The packages start in eval mode; a step there raises. lrcontrol hands out a trainable optimizer.
+    optimizer.train()
+    return optimizer
+
+
+@register_optimizer(
+    "sf_sgd",
+    (
+        lr_param(1.0, "learning rate (the package's default: 1.0)"),
+        Param(
+            "momentum",
+            0.9,
+            "interpolation between the average x and the SGD iterate z",
+            low=0.0,
+            high=1.0,
+            low_open=True,
+            high_open=True,
+        ),
+        weight_decay_param(),
+        _WARMUP,
+        _R,
+        _WEIGHT_LR_POWER,
+        _FOREACH,
+    ),
+    "Schedule-Free SGD: iterate averaging instead of a decay schedule; needs train()/eval() (Defazio et al. 2024).",
+    example="sf_sgd(lr=1.0, warmup_steps=20)",
+)
+def sf_sgd(params: Any, **kw: Any) -> torch.optim.Optimizer:
+    pkg = _need(schedulefree, "schedulefree", "sf_sgd")
+    return _schedule_free(pkg.SGDScheduleFree, params, kw)
+
+
+@register_optimizer(
+    "sf_adamw",
+    (
+        lr_param(0.0025, "learning rate (the package's default: 0.0025)"),
+        _BETAS,
+        Param("eps", 1e-8, "term added to the denominator for stability", low=0.0, low_open=True),
+        weight_decay_param("weight decay, applied at the interpolated point y"),
+        _WARMUP,
+        _R,
+        _WEIGHT_LR_POWER,
+        _FOREACH,
+    ),
+    "Schedule-Free AdamW: iterate averaging instead of a decay schedule; needs train()/eval() (Defazio et al. 2024).",
+    example="sf_adamw(lr=0.0025, warmup_steps=20)",
+)
+def sf_adamw(params: Any, **kw: Any) -> torch.optim.Optimizer:
+    pkg = _need(schedulefree, "schedulefree", "sf_adamw")
+    kw["betas"] = tuple(kw["betas"])
+    if kw["betas"][0] <= 0.0:
+        # eval() moves the weights by lerp(weight=1 − 1/β1): β1 = 0 divides by zero
+        raise SpecError(f"sf_adamw(betas=…): betas[0] must be in (0, 1) for Schedule-Free, got {kw['betas'][0]!r}")
+    return _schedule_free(pkg.AdamWScheduleFree, params, kw)
+
+
+# -- DoG / LDoG -------------------------------------------------------------------------------------
+
+
+def _dog_lr(optimizer: torch.optim.Optimizer, index: int) -> float:
+    """η = lr·r̄/√G for the group (the median over tensors for LDoG); nan before the first step."""
+    group = optimizer.param_groups[index]
+    if "rbar" not in group:
+        init_eta = group.get("init_eta")
+        return math.nan if init_eta is None else float(init_eta)
+    ratio = group["rbar"] / torch.sqrt(group["G"])
+    return float(group["lr"]) * float(ratio.median())
+
+
+def _dog(cls: type[torch.optim.Optimizer], params: Any, kw: dict[str, Any]) -> torch.optim.Optimizer:
+    optimizer = cls(params, **kw)
+    optimizer.register_step_pre_hook(_require_gradients)
+    return optimizer
+
+
+_DOG_PARAMS = (
+    lr_param(1.0, "multiplier of the DoG step size (c in the paper; the authors advise keeping 1.0)"),
+    _REPS_REL,
+    weight_decay_param(),
+    Param("eps", 1e-8, "added to the sum of squared gradient norms for stability", low=0.0, low_open=True),
+    Param(
+        "init_eta",
+        None,
+        "the first step size, overriding reps_rel (None: from reps_rel)",
+        low=0.0,
+        low_open=True,
+        nullable=True,
+    ),
+)
+
+
+@register_optimizer(
+    "dog",
+    _DOG_PARAMS,
+    "DoG: SGD with step size max distance from the start / √(sum of squared gradient norms) (Ivgi et al. 2023).",
+    example="dog(reps_rel=1e-6)",
+)
+def dog(params: Any, **kw: Any) -> torch.optim.Optimizer:
+    pkg = _need(dog_optimizer, "dog-optimizer", "dog")
+    return _dog(pkg.DoG, params, kw)
+
+
+@register_optimizer(
+    "ldog",
+    _DOG_PARAMS,
+    "Layer-wise DoG: the DoG step size computed for each parameter tensor separately (Ivgi et al. 2023).",
+    example="ldog(reps_rel=1e-6)",
+)
+def ldog(params: Any, **kw: Any) -> torch.optim.Optimizer:
+    pkg = _need(dog_optimizer, "dog-optimizer", "ldog")
+    return _dog(pkg.LDoG, params, kw)
+
+
+# -- effective step sizes ---------------------------------------------------------------------------
+
+if dadaptation is not None:
+    EFFECTIVE_LR[dadaptation.DAdaptAdam] = _d_times_lr
+    EFFECTIVE_LR[dadaptation.DAdaptAdaGrad] = _d_times_lr
+    EFFECTIVE_LR[dadaptation.DAdaptSGD] = _dadapt_sgd_lr
+if prodigyopt is not None:
+    EFFECTIVE_LR[prodigyopt.Prodigy] = _d_times_lr
+if schedulefree is not None:
+    EFFECTIVE_LR[schedulefree.SGDScheduleFree] = _schedule_free_lr
+    EFFECTIVE_LR[schedulefree.AdamWScheduleFree] = _schedule_free_lr
+if dog_optimizer is not None:
+    EFFECTIVE_LR[dog_optimizer.DoG] = _dog_lr  # LDoG is a subclass: found through the MRO
