@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -420,3 +421,17 @@ def test_cocob_rate_summary_ignores_coordinates_without_gradient():
     optimizer.step()
     assert effective_lr(optimizer, 0) == pytest.approx(2 / 400, abs=1e-15)
     assert w[1].item() == 0.5
+
+
+# -- the docs ----------------------------------------------------------------------------------------
+
+
+def test_the_examples_in_docs_lr_free_run():
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[1] / "docs" / "lr_free.md"
+    blocks = re.findall(r"```python\n(.*?)```", docs.read_text(), flags=re.S)
+    assert len(blocks) >= 3, "docs/lr_free.md lost its examples"
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, str(docs), "exec"), namespace)  # the examples assert what they show
