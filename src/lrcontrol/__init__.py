@@ -3,6 +3,7 @@
 from lrcontrol.api import build, control
 from lrcontrol.control.base import Context, Factor, LRController
 from lrcontrol.errors import HorizonError, LRControlError, SpecError
+from lrcontrol.finder import LRFinderResult, find_lr
 from lrcontrol.spec import Spec, Term, canonical, parse
 
 __version__ = "0.1.0"
@@ -13,11 +14,13 @@ __all__ = [
     "HorizonError",
     "LRControlError",
     "LRController",
+    "LRFinderResult",
     "Spec",
     "SpecError",
     "Term",
     "build",
     "canonical",
     "control",
+    "find_lr",
     "parse",
 ]

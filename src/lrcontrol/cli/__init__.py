@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lrcontrol.cli import (
     bench,  # noqa: F401,E402  (registers: run, sweep, summary, export)
+    finder,  # noqa: F401,E402  (registers: find-lr)
     methods,  # noqa: F401,E402  (registers: methods, spec)
 )
 from lrcontrol.cli.common import app

@@ -1,0 +1,487 @@
+"""LR range test (Smith 2017, "Cyclical Learning Rates for Training Neural Networks", §3.3).
+
+Train for `steps` steps while the learning rate grows exponentially,
+
+    η_k = η_min · (η_max / η_min)^(k / (steps − 1)),     k = 0 … steps − 1,
+
+and record the loss of every step. The raw mini-batch loss is noisy, so the curve that is read is an
+exponential moving average with bias correction (as in Adam):
+
+    a_k = β · a_{k−1} + (1 − β) · loss_k,      a_0 = 0,      smoothed_k = a_k / (1 − β^(k+1)).
+
+The sweep stops early when the smoothed loss exceeds `diverge` times the best smoothed loss so far
+(for a loss that can be negative: best + (diverge − 1)·|best|) or when a loss is not finite.
+
+The EMA is causal, so it trails the sweep by about β/(1 − β) steps: with β = 0.98 on a 100-step
+sweep over eight decades that is four decades of η, and every rule read off it (as fastai and
+torch-lr-finder do) is pushed towards too large an LR. The stop rule needs a causal curve, but the
+suggestions do not: they are read off a lag-free trend, a Gaussian-weighted local linear regression
+of the loss on log₁₀ η (bandwidth 0.25 decade), which also gives the slope directly
+(`local_linear_trend`). Suggestions (METHODS.md §6):
+
+- steepest: the η where the trend falls fastest against log η (the most negative slope), looked
+  for between the start and the minimum;
+- valley: the η half-way (in log η) along the valley the loss falls into. fastai's rule takes the
+  longest decreasing stretch of the curve; on a lag-free trend that stretch reaches back to η_min,
+  because the flat start of the trend is itself weakly decreasing, so here the valley is the stretch
+  that carries the fall: from where the loss has made 10% of its drop (start → minimum) to where it
+  has made 90%. Less sensitive to one steep wiggle than the steepest slope;
+- minimum/10: the η of the lowest point of the trend, divided by 10 (fastai's original rule).
+
+`recommended` is the geometric mean of the suggestions that exist: each rule fails in its own way
+(steepest on a noisy slope, valley on a bumpy curve, minimum/10 on a wide, flat minimum), and on a
+log scale the mean of three damps any one of them going astray. The result also carries a confidence flag with the reasons when the curve cannot be trusted: too flat,
+too noisy, rising from the first step, still falling at η_max, or suggestions that disagree by more
+than two orders of magnitude.
+
+Everything the sweep touches is put back afterwards, bit for bit: the parameters (in place, so the
+optimizer keeps its references), the buffers, the gradients, the modules' train/eval flags, the
+optimizer's state and param groups (LRs included, and Schedule-Free's train_mode), and the
+torch (CPU and CUDA), Python and NumPy random states. The optimizer's step hooks (for instance an
+lrcontrol controller's) are suspended during the sweep, so a controller attached to the optimizer
+does not see the sweep's steps. `find_lr` can therefore run in the middle of training:
+
+    result = lrcontrol.find_lr(model, optimizer, lambda b: F.cross_entropy(model(b[0]), b[1]), loader)
+    print(result.recommended, result.confident, result.reasons)
+    result.plot("lr_range.png")          # only when asked; needs matplotlib
+
+Batches the sweep draws are consumed from `batches`: pass a callable that returns a fresh iterator
+(or a re-iterable such as a list or a DataLoader) if the training that follows must see the same
+batches as it would have without the sweep.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from lrcontrol.errors import LRControlError
+
+__all__ = ["LRFinderResult", "analyse_curve", "find_lr"]
+
+#: Below this relative drop of the smoothed loss (start → minimum) the curve is called flat.
+FLAT_DROP = 0.05
+#: Suggestions further apart than this factor make the result low-confidence.
+DISAGREEMENT = 100.0
+_EXHAUSTED = object()
+#: Bandwidth of the lag-free trend, in decades of η.
+BANDWIDTH = 0.25
+
+
+@dataclass
+class LRFinderResult:
+    """The outcome of an LR range test: the curve, the suggestions and how far to trust them.
+
+    lrs, losses, smoothed: the swept LRs (of the first param group) and the raw and smoothed losses
+    of each step taken. suggestions: LR per rule ("steepest", "valley", "min/10"); a rule that
+    cannot be read off the curve is missing. recommended: the LR to use (geometric mean of the
+    suggestions; None if there is none). confident: False when the curve is too flat, too noisy or
+    cut off to be trusted; `reasons` says why. steps: training steps spent (the cost). stop: why
+    the sweep ended.
+    """
+
+    lrs: list[float]
+    losses: list[float]
+    smoothed: list[float]
+    trend: list[float]
+    suggestions: dict[str, float]
+    recommended: float | None
+    confident: bool
+    reasons: list[str]
+    steps: int
+    stop: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON (non-finite losses become None)."""
+
+        def clean(values: Sequence[float]) -> list[float | None]:
+            return [v if math.isfinite(v) else None for v in values]
+
+        return {
+            "recommended": self.recommended,
+            "suggestions": dict(self.suggestions),
+            "confident": self.confident,
+            "reasons": list(self.reasons),
+            "steps": self.steps,
+            "stop": self.stop,
+            "settings": dict(self.settings),
+            "lrs": list(self.lrs),
+            "losses": clean(self.losses),
+            "smoothed": clean(self.smoothed),
+        }
+
+    def plot(self, path: str, title: str | None = None) -> str:
+        """Write the curve with the suggestions marked to `path` (PNG); needs matplotlib."""
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            raise LRControlError(
+                "plotting the LR range test needs matplotlib: pip install 'lrcontrol[bench]'"
+            ) from None
+        fig, ax = plt.subplots(figsize=(7, 4.2))
+        ax.plot(self.lrs, self.losses, color="0.75", lw=0.8, label="loss")
+        ax.plot(self.lrs, self.smoothed, color="C0", lw=2, label="smoothed loss")
+        for (rule, lr), color in zip(self.suggestions.items(), ("C1", "C2", "C3")):
+            ax.axvline(lr, color=color, ls="--", lw=1, label=f"{rule}: {lr:.3g}")
+        if self.recommended is not None:
+            ax.axvline(self.recommended, color="k", lw=1.5, label=f"recommended: {self.recommended:.3g}")
+        finite = [v for v in self.smoothed if math.isfinite(v)]
+        if finite:
+            # Clip the divergence tail so that the useful part of the curve stays readable.
+            low, start = min(finite), finite[0]
+            ax.set_ylim(low - 0.05 * abs(start - low) - 1e-12, max(start, low) + 0.6 * abs(start - low) + 1e-12)
+        ax.set_xscale("log")
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel("training loss")
+        verdict = "confident" if self.confident else "low confidence: " + "; ".join(self.reasons)
+        ax.set_title(title or f"LR range test ({self.steps} steps) — {verdict}", fontsize=9)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        return path
+
+
+# -- reading the curve ----------------------------------------------------------------------------
+
+
+def _descent(trend: np.ndarray, best: int, low: float = 0.1, high: float = 0.9) -> tuple[int, int] | None:
+    """The stretch of the trend that carries its fall: from the last point before the minimum still
+    above start − low·drop, to the first point after it at or below start − high·drop."""
+    start_value = trend[0]
+    drop = start_value - trend[best]
+    if not drop > 0:
+        return None
+    above = np.flatnonzero(trend[: best + 1] >= start_value - low * drop)
+    top = int(above[-1]) if len(above) else 0
+    below = np.flatnonzero(trend[top : best + 1] <= start_value - high * drop)
+    bottom = top + int(below[0]) if len(below) else best
+    return (top, bottom) if bottom > top else None
+
+
+def _noise_level(residuals: np.ndarray) -> float:
+    """Robust standard deviation (median absolute deviation × 1.4826) of the loss around its trend."""
+    if len(residuals) < 3:
+        return 0.0
+    return float(1.4826 * np.median(np.abs(residuals - np.median(residuals))))
+
+
+def local_linear_trend(log_lr: np.ndarray, losses: np.ndarray, bandwidth: float) -> tuple[np.ndarray, np.ndarray]:
+    """Lag-free trend of the loss and its slope against log η, by Gaussian-weighted local linear regression.
+
+    At each point x_i a line a_i + b_i (x − x_i) is fitted with weights exp(−(x_j − x_i)² / 2h²);
+    a_i is the trend and b_i its slope. Unlike the online EMA (which trails the sweep by about
+    β/(1−β) steps, i.e. several decades of η on a 100-step sweep), it is centred, so the suggestions
+    are not shifted towards larger LRs. All points at once: an n × n weight matrix, n ≤ a few thousand.
+    """
+    dx = log_lr[None, :] - log_lr[:, None]
+    w = np.exp(-0.5 * (dx / bandwidth) ** 2)
+    s0 = w.sum(1)
+    s1 = (w * dx).sum(1)
+    s2 = (w * dx * dx).sum(1)
+    t0 = w @ losses
+    t1 = (w * dx) @ losses
+    det = s0 * s2 - s1 * s1
+    trend = (s2 * t0 - s1 * t1) / det
+    slope = (s0 * t1 - s1 * t0) / det
+    return trend, slope
+
+
+def analyse_curve(
+    lrs: Sequence[float],
+    losses: Sequence[float],
+    diverged: bool,
+    bandwidth: float = BANDWIDTH,
+) -> tuple[dict[str, float], float | None, bool, list[str], list[float]]:
+    """Suggestions, recommended LR, confidence, its reasons and the trend, from a recorded sweep."""
+    lr = np.asarray(lrs, dtype=np.float64)
+    raw = np.asarray(losses, dtype=np.float64)
+    finite = np.isfinite(raw)
+    # Read only the prefix before the first non-finite loss.
+    n = int(np.argmin(finite)) if not finite.all() else len(raw)
+    reasons: list[str] = []
+    suggestions: dict[str, float] = {}
+    if n < 8:
+        reasons.append(f"only {n} finite steps were recorded; lower lr_min or raise steps")
+        return suggestions, None, False, reasons, [math.nan] * len(raw)
+    lr, raw = lr[:n], raw[:n]
+    log_lr = np.log10(lr)
+    # Losses far above the start belong to the divergence tail; clipping them keeps the tail from
+    # dragging the fitted trend of the last useful points upwards.
+    head = float(np.median(raw[: max(3, n // 20)]))
+    clipped = np.minimum(raw, head + abs(head))
+    trend, slope = local_linear_trend(log_lr, clipped, bandwidth)
+    best = int(np.argmin(trend))
+    start_value = float(trend[0])
+    drop = start_value - float(trend[best])
+    relative_drop = drop / max(abs(start_value), 1e-12)
+
+    if best > 1:
+        steepest = int(np.argmin(slope[:best]))
+        if slope[steepest] < 0:
+            suggestions["steepest"] = float(lr[steepest])
+        descent = _descent(trend, best)
+        if descent is not None:
+            suggestions["valley"] = float(10 ** (0.5 * (log_lr[descent[0]] + log_lr[descent[1]])))
+    if best > 0:
+        suggestions["min/10"] = float(lr[best] / 10.0)
+
+    if best <= max(1, n // 10):
+        reasons.append("the loss rose almost from the first step: lr_min is too high for this model")
+    elif not diverged and best >= n - max(2, n // 20):
+        reasons.append("the loss was still falling at lr_max: raise lr_max")
+    if relative_drop < FLAT_DROP:
+        reasons.append(f"the curve is flat: the loss fell only {100 * relative_drop:.1f}% below its start")
+    noise = _noise_level((clipped - trend)[: best + 1])
+    if drop > 0 and noise > drop:
+        reasons.append(
+            f"the curve is noisy: the step-to-step noise of the loss ({noise:.3g}) exceeds its whole drop "
+            f"({drop:.3g}); use larger batches or more steps"
+        )
+    if len(suggestions) >= 2:
+        spread = max(suggestions.values()) / min(suggestions.values())
+        if spread > DISAGREEMENT:
+            reasons.append(f"the suggestions disagree by a factor of {spread:.0f}")
+    recommended = None
+    if suggestions:
+        recommended = float(10 ** np.mean(np.log10(list(suggestions.values()))))
+    full_trend = [*map(float, trend), *([math.nan] * (len(losses) - n))]
+    return suggestions, recommended, not reasons and recommended is not None, reasons, full_trend
+
+
+# -- putting everything back ----------------------------------------------------------------------
+
+
+class _Snapshot:
+    """Everything an LR sweep changes, copied so that it can be put back bit for bit."""
+
+    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        seen: set[int] = set()
+        tensors: list[torch.Tensor] = []
+        for t in [*model.parameters(), *(p for g in optimizer.param_groups for p in g["params"])]:
+            if id(t) not in seen:
+                seen.add(id(t))
+                tensors.append(t)
+        self.params = tensors
+        self.buffers = [b for b in model.buffers() if b is not None]
+        with torch.no_grad():
+            self.param_values = [t.detach().clone() for t in self.params]
+            self.buffer_values = [b.detach().clone() for b in self.buffers]
+        self.grads = [None if t.grad is None else t.grad.detach().clone() for t in self.params]
+        self.training = [(m, m.training) for m in model.modules()]
+        self.optimizer = optimizer
+        self.state = {p: copy.deepcopy(s) for p, s in optimizer.state.items()}
+        self.groups = [{k: copy.deepcopy(v) for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
+        self.rng_torch = torch.get_rng_state()
+        self.rng_cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+        self.rng_python = random.getstate()
+        self.rng_numpy = np.random.get_state()
+
+    def restore(self) -> None:
+        with torch.no_grad():
+            if self.params:
+                torch._foreach_copy_(self.params, self.param_values)
+            for buffer, value in zip(self.buffers, self.buffer_values):
+                buffer.copy_(value)
+        for t, g in zip(self.params, self.grads):
+            t.grad = g
+        for module, flag in self.training:
+            module.training = flag
+        state = self.optimizer.state
+        state.clear()
+        state.update(self.state)
+        for group, saved in zip(self.optimizer.param_groups, self.groups):
+            for key in [k for k in group if k != "params" and k not in saved]:
+                del group[key]
+            group.update(saved)
+        torch.set_rng_state(self.rng_torch)
+        if self.rng_cuda is not None:
+            torch.cuda.set_rng_state_all(self.rng_cuda)
+        random.setstate(self.rng_python)
+        np.random.set_state(self.rng_numpy)
+
+
+class _SuspendedStepHooks:
+    """Detach the optimizer's own step hooks (e.g. a controller's) for the duration of the sweep."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer) -> None:
+        self.optimizer = optimizer
+
+    def __enter__(self) -> None:
+        opt = self.optimizer
+        self.saved = (getattr(opt, "_optimizer_step_pre_hooks", None), getattr(opt, "_optimizer_step_post_hooks", None))
+        # Replace (not clear) the dicts: we may be running inside one of these hooks, whose caller
+        # is iterating over the original dict.
+        if self.saved[0] is not None:
+            opt._optimizer_step_pre_hooks = OrderedDict()
+        if self.saved[1] is not None:
+            opt._optimizer_step_post_hooks = OrderedDict()
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.saved[0] is not None:
+            self.optimizer._optimizer_step_pre_hooks = self.saved[0]
+        if self.saved[1] is not None:
+            self.optimizer._optimizer_step_post_hooks = self.saved[1]
+
+
+# -- the sweep ------------------------------------------------------------------------------------
+
+
+def _batch_source(batches: Any) -> Callable[[], Iterator[Any]]:
+    if callable(batches) and not isinstance(batches, torch.utils.data.DataLoader):
+        return lambda: iter(batches())
+    if isinstance(batches, Iterator):
+        used = [False]
+
+        def once() -> Iterator[Any]:
+            # A one-shot iterator cannot be restarted: a second call gives an exhausted one.
+            if used[0]:
+                return iter(())
+            used[0] = True
+            return batches
+
+        return once
+    if isinstance(batches, Iterable):
+        return lambda: iter(batches)
+    raise LRControlError(
+        f"batches must be an iterable of batches or a callable returning an iterator, got {type(batches).__name__}"
+    )
+
+
+def check_settings(lr_min: float, lr_max: float, steps: int, smoothing: float, diverge: float) -> None:
+    for name, value in (("lr_min", lr_min), ("lr_max", lr_max)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+            raise LRControlError(f"find_lr: {name} must be a positive, finite number, got {value!r}")
+    if lr_min >= lr_max:
+        raise LRControlError(f"find_lr: lr_min ({lr_min:g}) must be below lr_max ({lr_max:g})")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 10:
+        raise LRControlError(f"find_lr: steps must be an integer of at least 10, got {steps!r}")
+    if not (isinstance(smoothing, (int, float)) and 0.0 <= smoothing < 1.0):
+        raise LRControlError(f"find_lr: smoothing must be in [0, 1), got {smoothing!r}")
+    if not (isinstance(diverge, (int, float)) and math.isfinite(diverge) and diverge > 1.0):
+        raise LRControlError(f"find_lr: diverge must be a finite number above 1, got {diverge!r}")
+
+
+def find_lr(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable[[Any], torch.Tensor],
+    batches: Iterable[Any] | Callable[[], Iterator[Any]],
+    lr_min: float = 1e-7,
+    lr_max: float = 10.0,
+    steps: int = 200,
+    smoothing: float = 0.98,
+    diverge: float = 4.0,
+    group_scales: Sequence[float] | None = None,
+    progress: Callable[[int, float, float], None] | None = None,
+) -> LRFinderResult:
+    """Run an LR range test on `model` with `optimizer` and put everything back afterwards.
+
+    loss_fn(batch) returns the scalar training loss of a batch (it calls the model). batches: an
+    iterable of batches, or a callable returning a fresh iterator (restarted if it runs out).
+    lr_min, lr_max, steps: the exponential sweep η_k = lr_min·(lr_max/lr_min)^(k/(steps−1)).
+    smoothing: β of the bias-corrected EMA of the loss. diverge: stop once the smoothed loss
+    exceeds this multiple of the best one. group_scales: LR of each param group relative to the
+    swept one (default: the groups' current LR ratios, so a group at half the LR stays at half).
+    progress(step, lr, smoothed_loss) is called after each step.
+
+    The returned LRs are those of the first param group. See the module docstring for the rules,
+    the confidence flag and what is restored. Reference: Smith (2017), arXiv:1506.01186, §3.3.
+    """
+    # Imported here: lrcontrol.optim registers every optimizer, which `import lrcontrol` need not pay for.
+    from lrcontrol.optim.modes import set_train_mode
+
+    check_settings(lr_min, lr_max, steps, smoothing, diverge)
+    if not isinstance(model, torch.nn.Module):
+        raise LRControlError(f"find_lr needs the model (an nn.Module), got {type(model).__name__}")
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise LRControlError(f"find_lr needs a torch.optim.Optimizer, got {type(optimizer).__name__}")
+    if not callable(loss_fn):
+        raise LRControlError("find_lr: loss_fn must be a callable batch -> scalar loss tensor")
+    groups = optimizer.param_groups
+    if group_scales is None:
+        first = float(groups[0]["lr"])
+        group_scales = [float(g["lr"]) / first if first > 0 else 1.0 for g in groups]
+    if len(group_scales) != len(groups):
+        raise LRControlError(f"find_lr: got {len(group_scales)} group_scales for {len(groups)} param groups")
+    source = _batch_source(batches)
+
+    snapshot = _Snapshot(model, optimizer)
+    lrs: list[float] = []
+    losses: list[float] = []
+    smoothed: list[float] = []
+    stop = "completed the sweep"
+    diverged = False
+    try:
+        with _SuspendedStepHooks(optimizer), torch.enable_grad():
+            # Schedule-Free optimizers must take their steps in train mode.
+            set_train_mode(optimizer, True)
+            growth = math.log(lr_max / lr_min) / (steps - 1)
+            iterator = source()
+            average = 0.0
+            best = math.inf
+            for k in range(steps):
+                try:
+                    batch = next(iterator)
+                except StopIteration:
+                    iterator = source()
+                    batch = next(iterator, _EXHAUSTED)
+                    if batch is _EXHAUSTED:
+                        stop = f"the batches ran out after {k} steps"
+                        break
+                lr = lr_min * math.exp(growth * k)
+                for group, scale in zip(groups, group_scales):
+                    group["lr"] = lr * scale
+                optimizer.zero_grad(set_to_none=True)
+                loss = loss_fn(batch)
+                if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+                    raise LRControlError("find_lr: loss_fn must return a scalar loss tensor")
+                value = float(loss.detach())
+                lrs.append(lr)
+                losses.append(value)
+                if not math.isfinite(value):
+                    smoothed.append(math.nan)
+                    stop, diverged = f"the loss became non-finite at lr={lr:.3g}", True
+                    if progress is not None:
+                        progress(k, lr, math.nan)
+                    break
+                loss.backward()
+                optimizer.step()
+                average = smoothing * average + (1.0 - smoothing) * value
+                current = average / (1.0 - smoothing ** (k + 1))
+                smoothed.append(current)
+                best = min(best, current)
+                if progress is not None:
+                    progress(k, lr, current)
+                if current > best + (diverge - 1.0) * abs(best):
+                    stop, diverged = f"the smoothed loss passed {diverge:g}× its best at lr={lr:.3g}", True
+                    break
+    finally:
+        snapshot.restore()
+
+    suggestions, recommended, confident, reasons, trend = analyse_curve(lrs, losses, diverged)
+    return LRFinderResult(
+        lrs=lrs,
+        losses=losses,
+        smoothed=smoothed,
+        trend=trend,
+        suggestions=suggestions,
+        recommended=recommended,
+        confident=confident,
+        reasons=reasons,
+        steps=len(losses),
+        stop=stop,
+        settings={"lr_min": lr_min, "lr_max": lr_max, "steps": steps, "smoothing": smoothing, "diverge": diverge},
+    )
