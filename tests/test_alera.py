@@ -76,6 +76,22 @@ def test_per_tensor_rates_and_parameters_follow_the_rule():
         assert controller.lrs[0] == pytest.approx(LR * math.sqrt(rates[0] * rates[1]), rel=RTOL)
 
 
+def test_long_runs_fold_the_path_scale_without_changing_the_rule():
+    # α = 0.5: the stored path scale (1 − α)^t drops below the fold point after 40 steps
+    gen = torch.Generator().manual_seed(3)
+    grads = [([float(x) for x in torch.randn(2, generator=gen)], [float(x) for x in torch.randn(3, generator=gen)])]
+    for _ in range(59):
+        # mostly the same direction, with noise, so the rates move both ways
+        grads.append(tuple([x + 0.5 * float(torch.randn(1, generator=gen)) for x in g] for g in grads[0]))
+    tensors = two_tensors()
+    optimizer = torch.optim.SGD(tensors, lr=1e-3)
+    controller = lrcontrol.control(optimizer, f"alera(alpha={ALPHA}, C={C}, layers='tensor', guard=False)")
+    for step_grads, rates in zip(grads, reference_alera(grads)):
+        step_with(optimizer, controller, tensors, step_grads)
+        assert controller.factors[0].rates == pytest.approx(rates, rel=1e-6)
+    assert max(controller.factors[0].path_scale) > 1e-12  # it was folded
+
+
 def test_module_layers_pool_weight_and_bias_and_need_no_rescaling():
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
@@ -91,7 +107,7 @@ def test_module_layers_pool_weight_and_bias_and_need_no_rescaling():
         grads = [p.grad.clone() for p in model.parameters()]
         # by hand: one layer = weight and bias together, N_ℓ = their total size
         layer_norms = [math.sqrt(sum(float(g.pow(2).sum()) for g in grads[i : i + 2])) for i in (0, 2)]
-        paths_before = [p.clone() for p in factor.path]
+        paths_before = factor.paths()
         before = [p.detach().clone() for p in model.parameters()]
         rates_before = list(factor.rates)
         optimizer.step()

@@ -60,6 +60,8 @@ from lrcontrol.registry import register_factor
 
 #: the paper's threshold below which a layer's gradient is considered zero and its path not updated
 _TINY_GRADIENT = 1e-6
+#: fold the path's scalar back into its tensor below this value (keeps ‖q‖² far from float32 overflow)
+_FOLD_BELOW = 1e-12
 #: marker for OnlineFactor.on_step: a finite step was taken (ALeRA adapts before the step, not from Δθ)
 _STEPPED: tuple[list[torch.Tensor], None] = ([], None)
 
@@ -103,8 +105,11 @@ class ALeRA(OnlineFactor):
         self.counts = [0] * num_layers
         self.path_sq = [0.0] * num_layers
         self.group_scale = [1.0] * ctx.num_groups
-        self.path = [torch.zeros_like(p) for p in self.tensors]
-        self._all = list(range(len(self.tensors)))
+        self.path = [torch.zeros_like(p) for p in self.tensors]  # q: the path is p = c·q per layer
+        self.path_scale = [1.0] * num_layers  # c
+        self._layer_tensors: list[list[int]] = [[] for _ in range(num_layers)]
+        for k, layer in enumerate(self.layer_of):
+            self._layer_tensors[layer].append(k)
         self._rescale: list[int] = []  # tensors whose step is rescaled after this optimizer step
         self._buffers: list[torch.Tensor] = []
         self._group_layers: list[list[int]] = [[] for _ in range(ctx.num_groups)]
@@ -195,49 +200,64 @@ class ALeRA(OnlineFactor):
         self.group_scale = [_geometric_mean(m) if m else s for m, s in zip(members, self.group_scale)]
 
     def _adapt(self) -> bool:
-        """Update every layer's path and rate from the current gradients; False if they are non-finite."""
+        """Update every layer's path and rate from the current gradients; False if they are non-finite.
+
+        The path is stored as p = c·q with one scalar c per layer, so that the update
+        p ← (1 − α)·p + (α/‖g‖)·g is one fused pass, q ← q + α/(‖g‖·c')·g with c' = (1 − α)·c,
+        instead of a decay pass plus a scaled add. q is folded back (q ← c·q, c = 1) before c gets
+        small enough for ‖q‖² to overflow float32.
+        """
         with_grad = [k for k, p in enumerate(self.tensors) if p.grad is not None]
         if not with_grad:
             return True
-        grads = [self.tensors[k].grad for k in with_grad]
-        grad_sq = [n * n for n in torch.stack(torch._foreach_norm(grads)).double().tolist()]
+        grads = {k: self.tensors[k].grad for k in with_grad}
+        grad_sq = [n * n for n in torch.stack(torch._foreach_norm(list(grads.values()))).double().tolist()]
         if not all(math.isfinite(x) for x in grad_sq):
             return False
         layer_sq = [0.0] * len(self.rates)
         for k, sq in zip(with_grad, grad_sq):
             layer_sq[self.layer_of[k]] += sq
         # A layer whose gradient vanished keeps its path and its counter, as in the paper.
-        live = {ell for ell, sq in enumerate(layer_sq) if math.sqrt(sq) > _TINY_GRADIENT}
+        live = [ell for ell, sq in enumerate(layer_sq) if math.sqrt(sq) > _TINY_GRADIENT]
         if not live:
             return True
         alpha = self.config["alpha"]
-        decayed = [k for k in self._all if self.layer_of[k] in live]
-        fed = [(k, i) for i, k in enumerate(with_grad) if self.layer_of[k] in live]
         with torch.no_grad():
-            torch._foreach_mul_([self.path[k] for k in decayed], 1.0 - alpha)
-            steps = torch._foreach_mul(
-                [grads[i] for _, i in fed], [alpha / math.sqrt(layer_sq[self.layer_of[k]]) for k, _ in fed]
-            )
-            torch._foreach_add_([self.path[k] for k, _ in fed], steps)
-            path_norms = torch.stack(torch._foreach_norm([self.path[k] for k in decayed])).double().tolist()
+            for ell in live:
+                members = self._layer_tensors[ell]
+                scale = self.path_scale[ell] * (1.0 - alpha)
+                if scale < _FOLD_BELOW:
+                    torch._foreach_mul_([self.path[k] for k in members], self.path_scale[ell])
+                    scale = 1.0 - alpha
+                self.path_scale[ell] = scale
+                fed = [k for k in members if k in grads]
+                coefficient = alpha / (math.sqrt(layer_sq[ell]) * scale)
+                torch._foreach_add_([self.path[k] for k in fed], [grads[k] for k in fed], alpha=coefficient)
+            measured = [k for ell in live for k in self._layer_tensors[ell]]
+            path_norms = torch.stack(torch._foreach_norm([self.path[k] for k in measured])).double().tolist()
         path_sq = [0.0] * len(self.rates)
-        for k, n in zip(decayed, path_norms):
+        for k, n in zip(measured, path_norms):
             path_sq[self.layer_of[k]] += n * n
         low, high, C = self.config["min_scale"], self.config["max_scale"], self.config["C"]
-        for ell in sorted(live):
+        for ell in live:
             self.counts[ell] += 1
             mu = alpha / (2.0 - alpha) * (1.0 - (1.0 - alpha) ** (2 * self.counts[ell]))
             sigma = alpha / math.sqrt(self.layer_size[ell])
-            self.path_sq[ell] = path_sq[ell]
+            self.path_sq[ell] = path_sq[ell] * self.path_scale[ell] ** 2
             # the exponent is capped only to keep exp() finite; the clamp below is the real bound
-            rate = self.rates[ell] * math.exp(min((C / sigma) * (path_sq[ell] - mu), 50.0))
+            rate = self.rates[ell] * math.exp(min((C / sigma) * (self.path_sq[ell] - mu), 50.0))
             self.rates[ell] = min(max(rate, low), high)
         return True
+
+    def paths(self) -> list[torch.Tensor]:
+        """The path p of each tensor (a new tensor each: p = c·q)."""
+        return [q * self.path_scale[layer] for q, layer in zip(self.path, self.layer_of)]
 
     def on_restore(self) -> None:
         """After the guard restored a checkpoint: forget the paths (p = 0) and restart their counters."""
         with torch.no_grad():
             torch._foreach_zero_(self.path)
+        self.path_scale = [1.0] * len(self.path_scale)
         self.counts = [0] * len(self.counts)
 
     # -- observation and resume ----------------------------------------------------------------------
@@ -251,6 +271,7 @@ class ALeRA(OnlineFactor):
             "counts": list(self.counts),
             "group_scale": list(self.group_scale),
             "path": [p.detach().clone() for p in self.path],
+            "path_scale": list(self.path_scale),
             "path_sq": list(self.path_sq),
         }
 
@@ -265,6 +286,7 @@ class ALeRA(OnlineFactor):
         self.group_scale = [float(x) for x in state["group_scale"]]
         with torch.no_grad():
             torch._foreach_copy_(self.path, list(state["path"]))
+        self.path_scale = [float(x) for x in state["path_scale"]]
         self.path_sq = [float(x) for x in state["path_sq"]]
         self._rescale = []
 
