@@ -312,6 +312,18 @@ def _save(*objects) -> io.BytesIO:
     return buffer
 
 
+# D-Adaptation and Prodigy share one d and need one lr in every group; the others take per-group LRs.
+SHARED_LR = {"dadapt_adam", "dadapt_sgd", "dadapt_adagrad", "prodigy"}
+
+
+def two_groups(model: torch.nn.Module, name: str, spec: str) -> list[dict]:
+    """The hidden layer in its own group, at half the spec's lr where the optimizer allows it."""
+    first: dict = {"params": list(model[0].parameters())}
+    if name not in SHARED_LR:
+        first["lr"] = 0.5 * parse(spec).optimizer.full_kwargs()["lr"]
+    return [first, {"params": list(model[2].parameters())}]
+
+
 @pytest.mark.parametrize("name", FREE)
 def test_resumes_bit_for_bit_from_a_checkpoint(name, digits):
     x, y = digits
@@ -319,7 +331,7 @@ def test_resumes_bit_for_bit_from_a_checkpoint(name, digits):
     plan = batches(len(x), total)
 
     model = mlp()
-    optimizer, controller = lrcontrol.build(model.parameters(), spec, total_steps=total)
+    optimizer, controller = lrcontrol.build(two_groups(model, name, spec), spec, total_steps=total)
     for t, idx in enumerate(plan):
         if t == cut:
             checkpoint = _save(model, optimizer, controller)
@@ -329,7 +341,7 @@ def test_resumes_bit_for_bit_from_a_checkpoint(name, digits):
     torch.manual_seed(1)  # a different init: everything must come from the checkpoint
     for p in model2.parameters():
         p.data.normal_()
-    optimizer2, controller2 = lrcontrol.build(model2.parameters(), spec, total_steps=total)
+    optimizer2, controller2 = lrcontrol.build(two_groups(model2, name, spec), spec, total_steps=total)
     model_state, optimizer_state, controller_state = torch.load(checkpoint)
     model2.load_state_dict(model_state)
     optimizer2.load_state_dict(optimizer_state)
@@ -339,7 +351,11 @@ def test_resumes_bit_for_bit_from_a_checkpoint(name, digits):
 
     for a, b in zip(model.parameters(), model2.parameters()):
         assert torch.equal(a, b), name
-    assert controller.effective_lrs() == controller2.effective_lrs()
+    effective = controller.effective_lrs()
+    assert effective == controller2.effective_lrs()
+    assert all(math.isfinite(e) and e > 0 for e in effective)
+    if name not in SHARED_LR:
+        assert effective[0] != effective[1]  # each group has its own step size
 
 
 # -- DoWG and COCOB, by hand --------------------------------------------------------------------------
