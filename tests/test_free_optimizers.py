@@ -107,6 +107,13 @@ def test_invalid_arguments_are_spec_errors(bad):
         parse(bad)
 
 
+def test_building_prints_nothing_to_stdout(capsys):
+    """The packages print "Using decoupled weight decay"; that must not corrupt a CLI's --json output."""
+    for spec in ["dadapt_adam(decouple=True, weight_decay=0.01)", "prodigy(weight_decay=0.01)"]:
+        lrcontrol.build(mlp().parameters(), spec)
+    assert capsys.readouterr().out == ""
+
+
 def test_schedule_free_adamw_refuses_zero_beta1():
     model = mlp()
     with pytest.raises(SpecError, match="betas"):

@@ -30,6 +30,9 @@ DoWG and COCOB-Backprop, which no maintained package ships, live in `optim.dowg`
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import math
 from typing import Any
 
@@ -133,6 +136,20 @@ def _growth(value: float | None) -> float:
     return math.inf if value is None else float(value)
 
 
+_log = logging.getLogger(__name__)
+
+
+def _quietly(cls: type[torch.optim.Optimizer], params: Any, kw: dict[str, Any]) -> torch.optim.Optimizer:
+    """Construct without the packages' print() ("Using decoupled weight decay"), which would land in the
+    middle of a CLI's --json output; the canonical spec already says what was configured."""
+    captured = io.StringIO()
+    with contextlib.redirect_stdout(captured):
+        optimizer = cls(params, **kw)
+    if captured.getvalue().strip():
+        _log.debug("%s: %s", cls.__name__, captured.getvalue().strip())
+    return optimizer
+
+
 # -- step-hook guards: a clear LRControlError instead of the packages' RuntimeError / assert -------
 # Module-level functions (not lambdas) so that an optimizer carrying them still pickles.
 
@@ -209,7 +226,7 @@ def dadapt_adam(params: Any, **kw: Any) -> torch.optim.Optimizer:
     pkg = _need(dadaptation, "dadaptation", "dadapt_adam")
     kw["betas"] = tuple(kw["betas"])
     kw["growth_rate"] = _growth(kw["growth_rate"])
-    optimizer = pkg.DAdaptAdam(params, **kw)
+    optimizer = _quietly(pkg.DAdaptAdam, params, kw)
     optimizer.register_step_pre_hook(_require_shared_lr)
     return optimizer
 
@@ -299,7 +316,7 @@ def prodigy(params: Any, **kw: Any) -> torch.optim.Optimizer:
     pkg = _need(prodigyopt, "prodigyopt", "prodigy")
     kw["betas"] = tuple(kw["betas"])
     kw["growth_rate"] = _growth(kw["growth_rate"])
-    optimizer = pkg.Prodigy(params, **kw)
+    optimizer = _quietly(pkg.Prodigy, params, kw)
     optimizer.register_step_pre_hook(_require_shared_lr)
     return optimizer
 
