@@ -26,4 +26,4 @@ def effective_lr(optimizer: torch.optim.Optimizer, group_index: int) -> float:
     return float(optimizer.param_groups[group_index]["lr"])
 
 
-from lrcontrol.optim import cocob, dowg, free  # noqa: E402,F401  (LR-free optimizers; they need EFFECTIVE_LR above)
+from lrcontrol.optim import cocob, dog_optim, dowg, free, schedule_free  # noqa: E402,F401  (LR-free; need EFFECTIVE_LR)

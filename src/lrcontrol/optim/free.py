@@ -25,7 +25,10 @@ DoG, LDoG) does not exist yet and is reported as nan.
 
 D-Adaptation and Prodigy estimate one d for the whole model, so their packages refuse param groups
 with different LRs; lrcontrol turns that into an LRControlError that says so before the step.
-DoWG and COCOB-Backprop, which no maintained package ships, live in `optim.dowg` and `optim.cocob`.
+
+This module holds D-Adaptation and Prodigy and what all LR-free optimizers share (declared parameters,
+the package check, the guards); Schedule-Free is in `optim.schedule_free`, DoG/LDoG in `optim.dog_optim`,
+and DoWG and COCOB-Backprop, which no maintained package ships, in `optim.dowg` and `optim.cocob`.
 """
 
 from __future__ import annotations
@@ -38,9 +41,8 @@ from typing import Any
 
 import torch
 
-from lrcontrol.errors import LRControlError, SpecError
+from lrcontrol.errors import LRControlError
 from lrcontrol.optim import EFFECTIVE_LR
-from lrcontrol.optim.modes import check_train_ready
 from lrcontrol.params import Param
 from lrcontrol.registry import register_optimizer
 
@@ -52,14 +54,6 @@ try:
     import prodigyopt
 except ImportError:  # pragma: no cover
     prodigyopt = None
-try:
-    import schedulefree
-except ImportError:  # pragma: no cover
-    schedulefree = None
-try:
-    import dog as dog_optimizer
-except ImportError:  # pragma: no cover
-    dog_optimizer = None
 
 
 # -- declared parameters shared by several optimizers ------------------------------------------------
@@ -81,7 +75,7 @@ def weight_decay_param(doc: str = "L2 penalty added to the gradient") -> Param:
     return Param("weight_decay", 0.0, doc, low=0.0)
 
 
-_BETAS = Param(
+BETAS = Param(
     "betas",
     (0.9, 0.999),
     "coefficients of the moving averages of the gradient and its square",
@@ -102,28 +96,16 @@ _GROWTH = Param(
     nullable=True,
 )
 _BIAS = Param("use_bias_correction", False, "apply Adam's bias correction to the step", type="bool")
-_FOREACH = Param(
+FOREACH = Param(
     "foreach",
     None,
     "use torch's multi-tensor implementation (None: the package's choice)",
     type="bool",
     nullable=True,
 )
-_WARMUP = Param("warmup_steps", 0, "steps of the package's built-in linear LR warmup", type="int", low=0)
-_R = Param("r", 0.0, "power of the polynomial weighting of the average", low=0.0)
-_WEIGHT_LR_POWER = Param(
-    "weight_lr_power", 2.0, "weight of each iterate in the average is lr_max**weight_lr_power", low=0.0
-)
-_REPS_REL = Param(
-    "reps_rel",
-    1e-6,
-    "initial distance r_ε = reps_rel·(1 + ‖x_0‖); the authors suggest 1e-4 for models with batch norm",
-    low=0.0,
-    low_open=True,
-)
 
 
-def _need(package: Any, name: str, spec_name: str) -> Any:
+def require_package(package: Any, name: str, spec_name: str) -> Any:
     if package is None:
         raise LRControlError(
             f"{spec_name}() needs the package {name!r}, which is not installed; "
@@ -150,8 +132,8 @@ def _quietly(cls: type[torch.optim.Optimizer], params: Any, kw: dict[str, Any]) 
     return optimizer
 
 
-# -- step-hook guards: a clear LRControlError instead of the packages' RuntimeError / assert -------
-# Module-level functions (not lambdas) so that an optimizer carrying them still pickles.
+# -- step-hook guard: a clear LRControlError instead of the packages' RuntimeError ------------------
+# A module-level function (not a lambda), so that an optimizer carrying the hook still pickles.
 
 
 def _require_shared_lr(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
@@ -163,21 +145,6 @@ def _require_shared_lr(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any)
             f"group needs the same lr (or 0 to freeze it), got {sorted(lrs)}; give the groups the same "
             "base lr and use controllers whose multiplier is the same for every group"
         )
-
-
-def _require_train_mode(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-    check_train_ready(optimizer)
-
-
-def _require_gradients(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-    """The DoG package reads every parameter's gradient and fails on a None one with an AttributeError."""
-    for i, group in enumerate(optimizer.param_groups):
-        missing = sum(1 for p in group["params"] if p.grad is None)
-        if missing:
-            raise LRControlError(
-                f"{type(optimizer).__name__} needs a gradient for every parameter, but {missing} parameter(s) "
-                f"of param group {i} have none (frozen or unused); leave them out of the optimizer"
-            )
 
 
 # -- D-Adaptation -----------------------------------------------------------------------------------
@@ -211,7 +178,7 @@ def _dadapt_sgd_lr(optimizer: torch.optim.Optimizer, index: int) -> float:
     "dadapt_adam",
     (
         lr_param(),
-        _BETAS,
+        BETAS,
         Param("eps", 1e-8, "term added to the denominator for stability", low=0.0, low_open=True),
         weight_decay_param("weight decay (L2 penalty; decoupled as in AdamW when decouple=True)"),
         Param("decouple", False, "AdamW-style decoupled weight decay", type="bool"),
@@ -223,7 +190,7 @@ def _dadapt_sgd_lr(optimizer: torch.optim.Optimizer, index: int) -> float:
     example="dadapt_adam(lr=1.0)",
 )
 def dadapt_adam(params: Any, **kw: Any) -> torch.optim.Optimizer:
-    pkg = _need(dadaptation, "dadaptation", "dadapt_adam")
+    pkg = require_package(dadaptation, "dadaptation", "dadapt_adam")
     kw["betas"] = tuple(kw["betas"])
     kw["growth_rate"] = _growth(kw["growth_rate"])
     optimizer = _quietly(pkg.DAdaptAdam, params, kw)
@@ -244,7 +211,7 @@ def dadapt_adam(params: Any, **kw: Any) -> torch.optim.Optimizer:
     example="dadapt_sgd(momentum=0.9)",
 )
 def dadapt_sgd(params: Any, **kw: Any) -> torch.optim.Optimizer:
-    pkg = _need(dadaptation, "dadaptation", "dadapt_sgd")
+    pkg = require_package(dadaptation, "dadaptation", "dadapt_sgd")
     kw["growth_rate"] = _growth(kw["growth_rate"])
     optimizer = pkg.DAdaptSGD(params, **kw)
     optimizer.register_step_pre_hook(_require_shared_lr)
@@ -265,7 +232,7 @@ def dadapt_sgd(params: Any, **kw: Any) -> torch.optim.Optimizer:
     example="dadapt_adagrad()",
 )
 def dadapt_adagrad(params: Any, **kw: Any) -> torch.optim.Optimizer:
-    pkg = _need(dadaptation, "dadaptation", "dadapt_adagrad")
+    pkg = require_package(dadaptation, "dadaptation", "dadapt_adagrad")
     kw["growth_rate"] = _growth(kw["growth_rate"])
     optimizer = pkg.DAdaptAdaGrad(params, **kw)
     optimizer.register_step_pre_hook(_require_shared_lr)
@@ -279,7 +246,7 @@ def dadapt_adagrad(params: Any, **kw: Any) -> torch.optim.Optimizer:
     "prodigy",
     (
         lr_param(),
-        _BETAS,
+        BETAS,
         Param(
             "beta3",
             None,
@@ -313,141 +280,12 @@ def dadapt_adagrad(params: Any, **kw: Any) -> torch.optim.Optimizer:
     example="prodigy(d_coef=1.0)",
 )
 def prodigy(params: Any, **kw: Any) -> torch.optim.Optimizer:
-    pkg = _need(prodigyopt, "prodigyopt", "prodigy")
+    pkg = require_package(prodigyopt, "prodigyopt", "prodigy")
     kw["betas"] = tuple(kw["betas"])
     kw["growth_rate"] = _growth(kw["growth_rate"])
     optimizer = _quietly(pkg.Prodigy, params, kw)
     optimizer.register_step_pre_hook(_require_shared_lr)
     return optimizer
-
-
-# -- Schedule-Free ----------------------------------------------------------------------------------
-
-
-def _schedule_free_lr(optimizer: torch.optim.Optimizer, index: int) -> float:
-    """η = lr·min(1, (k+1)/warmup_steps): the LR the next step applies, with the package's warmup."""
-    group = optimizer.param_groups[index]
-    k, warmup = int(group["k"]), int(group["warmup_steps"])
-    schedule = (k + 1) / warmup if k < warmup else 1.0
-    return float(group["lr"]) * schedule
-
-
-def _schedule_free(cls: type[torch.optim.Optimizer], params: Any, kw: dict[str, Any]) -> torch.optim.Optimizer:
-    if kw.get("foreach") is None:
-        kw.pop("foreach", None)  # the package picks foreach when torch has it
-    optimizer = cls(params, **kw)
-    optimizer.register_step_pre_hook(_require_train_mode)
-    # The packages start in eval mode; a step there raises. lrcontrol hands out a trainable optimizer.
-    optimizer.train()
-    return optimizer
-
-
-@register_optimizer(
-    "sf_sgd",
-    (
-        lr_param(1.0, "learning rate (the package's default: 1.0)"),
-        Param(
-            "momentum",
-            0.9,
-            "interpolation between the average x and the SGD iterate z",
-            low=0.0,
-            high=1.0,
-            low_open=True,
-            high_open=True,
-        ),
-        weight_decay_param(),
-        _WARMUP,
-        _R,
-        _WEIGHT_LR_POWER,
-        _FOREACH,
-    ),
-    "Schedule-Free SGD: iterate averaging instead of a decay schedule; needs train()/eval() (Defazio et al. 2024).",
-    example="sf_sgd(lr=1.0, warmup_steps=20)",
-)
-def sf_sgd(params: Any, **kw: Any) -> torch.optim.Optimizer:
-    pkg = _need(schedulefree, "schedulefree", "sf_sgd")
-    return _schedule_free(pkg.SGDScheduleFree, params, kw)
-
-
-@register_optimizer(
-    "sf_adamw",
-    (
-        lr_param(0.0025, "learning rate (the package's default: 0.0025)"),
-        _BETAS,
-        Param("eps", 1e-8, "term added to the denominator for stability", low=0.0, low_open=True),
-        weight_decay_param("weight decay, applied at the interpolated point y"),
-        _WARMUP,
-        _R,
-        _WEIGHT_LR_POWER,
-        _FOREACH,
-    ),
-    "Schedule-Free AdamW: iterate averaging instead of a decay schedule; needs train()/eval() (Defazio et al. 2024).",
-    example="sf_adamw(lr=0.0025, warmup_steps=20)",
-)
-def sf_adamw(params: Any, **kw: Any) -> torch.optim.Optimizer:
-    pkg = _need(schedulefree, "schedulefree", "sf_adamw")
-    kw["betas"] = tuple(kw["betas"])
-    if kw["betas"][0] <= 0.0:
-        # eval() moves the weights by lerp(weight=1 − 1/β1): β1 = 0 divides by zero
-        raise SpecError(f"sf_adamw(betas=…): betas[0] must be in (0, 1) for Schedule-Free, got {kw['betas'][0]!r}")
-    return _schedule_free(pkg.AdamWScheduleFree, params, kw)
-
-
-# -- DoG / LDoG -------------------------------------------------------------------------------------
-
-
-def _dog_lr(optimizer: torch.optim.Optimizer, index: int) -> float:
-    """η = lr·r̄/√G for the group (the median over tensors for LDoG); nan before the first step."""
-    group = optimizer.param_groups[index]
-    if "rbar" not in group:
-        init_eta = group.get("init_eta")
-        return math.nan if init_eta is None else float(init_eta)
-    ratio = group["rbar"] / torch.sqrt(group["G"])
-    return float(group["lr"]) * float(ratio.median())
-
-
-def _dog(cls: type[torch.optim.Optimizer], params: Any, kw: dict[str, Any]) -> torch.optim.Optimizer:
-    optimizer = cls(params, **kw)
-    optimizer.register_step_pre_hook(_require_gradients)
-    return optimizer
-
-
-_DOG_PARAMS = (
-    lr_param(1.0, "multiplier of the DoG step size (c in the paper; the authors advise keeping 1.0)"),
-    _REPS_REL,
-    weight_decay_param(),
-    Param("eps", 1e-8, "added to the sum of squared gradient norms for stability", low=0.0, low_open=True),
-    Param(
-        "init_eta",
-        None,
-        "the first step size, overriding reps_rel (None: from reps_rel)",
-        low=0.0,
-        low_open=True,
-        nullable=True,
-    ),
-)
-
-
-@register_optimizer(
-    "dog",
-    _DOG_PARAMS,
-    "DoG: SGD with step size max distance from the start / √(sum of squared gradient norms) (Ivgi et al. 2023).",
-    example="dog(reps_rel=1e-6)",
-)
-def dog(params: Any, **kw: Any) -> torch.optim.Optimizer:
-    pkg = _need(dog_optimizer, "dog-optimizer", "dog")
-    return _dog(pkg.DoG, params, kw)
-
-
-@register_optimizer(
-    "ldog",
-    _DOG_PARAMS,
-    "Layer-wise DoG: the DoG step size computed for each parameter tensor separately (Ivgi et al. 2023).",
-    example="ldog(reps_rel=1e-6)",
-)
-def ldog(params: Any, **kw: Any) -> torch.optim.Optimizer:
-    pkg = _need(dog_optimizer, "dog-optimizer", "ldog")
-    return _dog(pkg.LDoG, params, kw)
 
 
 # -- effective step sizes ---------------------------------------------------------------------------
@@ -458,8 +296,3 @@ if dadaptation is not None:
     EFFECTIVE_LR[dadaptation.DAdaptSGD] = _dadapt_sgd_lr
 if prodigyopt is not None:
     EFFECTIVE_LR[prodigyopt.Prodigy] = _d_times_lr
-if schedulefree is not None:
-    EFFECTIVE_LR[schedulefree.SGDScheduleFree] = _schedule_free_lr
-    EFFECTIVE_LR[schedulefree.AdamWScheduleFree] = _schedule_free_lr
-if dog_optimizer is not None:
-    EFFECTIVE_LR[dog_optimizer.DoG] = _dog_lr  # LDoG is a subclass: found through the MRO
