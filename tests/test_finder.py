@@ -303,3 +303,15 @@ def test_cli_find_lr_prints_json(tmp_path):
     data = json.loads(result.stdout)
     assert data["steps"] == 60 and data["recommended"] > 0
     assert plot.exists()
+
+
+def test_the_examples_in_docs_finder_md_run():
+    import re
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[1] / "docs" / "finder.md"
+    blocks = re.findall(r"```python\n(.*?)```", docs.read_text(), flags=re.S)
+    assert len(blocks) >= 3, "docs/finder.md lost its examples"
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, str(docs), "exec"), namespace)  # the examples assert what they show

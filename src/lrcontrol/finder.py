@@ -67,7 +67,7 @@ from lrcontrol.errors import LRControlError
 
 __all__ = ["LRFinderResult", "analyse_curve", "find_lr"]
 
-#: Below this relative drop of the smoothed loss (start → minimum) the curve is called flat.
+#: Below this relative drop of the trend (start → minimum) the curve is called flat.
 FLAT_DROP = 0.05
 #: Suggestions further apart than this factor make the result low-confidence.
 DISAGREEMENT = 100.0
@@ -80,8 +80,9 @@ BANDWIDTH = 0.25
 class LRFinderResult:
     """The outcome of an LR range test: the curve, the suggestions and how far to trust them.
 
-    lrs, losses, smoothed: the swept LRs (of the first param group) and the raw and smoothed losses
-    of each step taken. suggestions: LR per rule ("steepest", "valley", "min/10"); a rule that
+    lrs, losses, smoothed: the swept LRs (of the first param group) and the raw and smoothed (EMA)
+    losses of each step taken. trend: the lag-free trend the suggestions are read from (NaN past
+    the first non-finite loss). suggestions: LR per rule ("steepest", "valley", "min/10"); a rule that
     cannot be read off the curve is missing. recommended: the LR to use (geometric mean of the
     suggestions; None if there is none). confident: False when the curve is too flat, too noisy or
     cut off to be trusted; `reasons` says why. steps: training steps spent (the cost). stop: why
@@ -117,6 +118,7 @@ class LRFinderResult:
             "lrs": list(self.lrs),
             "losses": clean(self.losses),
             "smoothed": clean(self.smoothed),
+            "trend": clean(self.trend),
         }
 
     def plot(self, path: str, title: str | None = None) -> str:
@@ -132,12 +134,13 @@ class LRFinderResult:
             ) from None
         fig, ax = plt.subplots(figsize=(7, 4.2))
         ax.plot(self.lrs, self.losses, color="0.75", lw=0.8, label="loss")
-        ax.plot(self.lrs, self.smoothed, color="C0", lw=2, label="smoothed loss")
+        ax.plot(self.lrs, self.smoothed, color="C0", lw=1, ls=":", label="smoothed loss (EMA, lags)")
+        ax.plot(self.lrs, self.trend, color="C0", lw=2, label="trend (suggestions are read here)")
         for (rule, lr), color in zip(self.suggestions.items(), ("C1", "C2", "C3")):
             ax.axvline(lr, color=color, ls="--", lw=1, label=f"{rule}: {lr:.3g}")
         if self.recommended is not None:
             ax.axvline(self.recommended, color="k", lw=1.5, label=f"recommended: {self.recommended:.3g}")
-        finite = [v for v in self.smoothed if math.isfinite(v)]
+        finite = [v for v in self.trend if math.isfinite(v)]
         if finite:
             # Clip the divergence tail so that the useful part of the curve stays readable.
             low, start = min(finite), finite[0]
