@@ -122,6 +122,33 @@ def test_training_after_find_lr_is_bit_identical_to_training_without_it(digits):
     assert found["rng"][1:] == plain["rng"][1:]
 
 
+def test_an_attached_controllers_step_hooks_do_not_see_the_sweep():
+    class CountSteps(lrcontrol.Factor):
+        name = "count_steps_for_test"
+        uses_step_hooks = True
+
+        def attach(self, ctx):
+            super().attach(ctx)
+            self.pre = self.post = 0
+
+        def on_pre_step(self, optimizer):
+            self.pre += 1
+
+        def on_post_step(self, optimizer):
+            self.post += 1
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    counter = CountSteps()
+    lrcontrol.LRController(optimizer, [counter])
+    data = [(torch.randn(8, 3), torch.randn(8, 1))]
+    find_lr(model, optimizer, lambda b: F.mse_loss(model(b[0]), b[1]), data, steps=20)
+    assert (counter.pre, counter.post) == (0, 0)
+    optimizer.step()  # the hooks are back afterwards
+    assert (counter.pre, counter.post) == (1, 1)
+
+
 def test_find_lr_puts_a_schedule_free_optimizer_back_in_its_mode():
     schedulefree = pytest.importorskip("schedulefree")
     torch.manual_seed(0)

@@ -91,7 +91,8 @@ def find_lr_cmd(
         data.update({"task": task, "size": size, "seed": seed, "method": str(spec), "plot": plot and str(plot)})
         print_json(data)
         return
-    table = Table(title=f"LR range test: {task} ({size}), {spec.optimizer}")
+    console.print(f"[bold]LR range test[/]: {task} ({size}, seed {seed}), {spec.optimizer}", highlight=False)
+    table = Table()
     table.add_column("rule", style="bold cyan")
     table.add_column("learning rate", justify="right")
     for rule, lr in result.suggestions.items():

@@ -13,6 +13,8 @@ That is the first moment at which a resumed run has already loaded its state —
 this factor's state_dict and the new base LRs in the controller's — so a resumed run never sweeps
 again. The sweep puts back everything it touches (parameters, buffers, gradients, optimizer state,
 RNG), so the step that follows is the step the run would have taken with that base LR.
+One consequence: until that first `optimizer.step()`, `controller.lrs` shows the spec's LR; the LR
+the first step really used is in the optimizer's param groups right after `optimizer.step()`.
 
 Cost: the sweep's steps are reported in `extra_steps`, so the run's cost (steps + extra_steps)
 counts them.
