@@ -13,6 +13,7 @@ from lrcontrol.control.clara import (
     AUTO_RATE,
     AUTO_Z0,
     Clara,
+    auto_rate,
     momentum_reference_limit,
     reference_moments,
     sgd_reference,
@@ -87,6 +88,12 @@ def test_auto_d_rule_matches_hand_computation():
     exp_params, exp_lrs = _expected(lambda step: GRADS[step], 0.1, rule)
     _check(params, lrs, exp_params, exp_lrs)
     assert factor.sigma_total == pytest.approx(sigma_total, rel=1e-12)
+
+
+def test_auto_rate_crosses_six_decades_in_a_quarter_of_the_run():
+    assert auto_rate(None) == AUTO_RATE
+    assert auto_rate(1000) == pytest.approx(4 * math.log(1e6) / 1000)
+    assert auto_rate(100) == 0.2 and auto_rate(10**6) == 0.02
 
 
 def test_adam_update_rule_uses_adams_own_normalised_steps():

@@ -52,19 +52,24 @@ Under the noise reference the statistic  z_t = (Σ_k ‖p_t^k‖² − Σ_k μ_k
 whereas R − 1 has a spread that shrinks like 1/√N. The auto rule therefore reads the path in units
 of its own noise and moves log η by a bounded amount:
 
-    log η_{t+1} = log η_t + δ·tanh(z_t / z_0),        δ = 0.05,  z_0 = 2
+    log η_{t+1} = log η_t + δ·tanh(z_t / z_0),        z_0 = 2,
+    δ = clip(4·ln(10⁶)/T, 0.02, 0.2)  with T = total_steps (δ = 0.1 when the run length is unknown)
 
 - With no information in the steps (|z| ≲ 1) the walk of log η has steps ≲ δ/2 that average out.
 - With clear evidence (|z| ≫ z_0: steps aligned because η is far too small, or anti-aligned
-  because it is far too large) η moves at the full rate e^{±δ} ≈ ×1.05 per step, so η0 = 1e-6 reaches
-  1 in ≈ 280 steps and an η0 a thousand times too large is corrected in ≈ 140; a fixed d would need
-  d ≈ 1e-2 for that and would then jitter by ~d·8 per step at equilibrium on small models.
-- The path reacts to a wrong η within ≈ 1/c = 5 steps, so an overshoot costs at most ≈ e^{5δ} ≈ 1.3×.
+  because it is far too large) η moves at the full rate e^{±δ} per step. δ is chosen so that six
+  decades of η (1e-6 → 1) can be crossed within a quarter of the run: a rescue that arrives after the
+  budget is spent is no rescue (a fixed d has the same trade-off, hidden in its value: d = 1e-3 moves
+  η by at most ×e^{8d} ≈ 1.008 per step for SGD, too slow for a 300-step run, which is why the best
+  fixed d changes with the task and η0). The bounds keep the equilibrium jitter small on long runs
+  (δ ≥ 0.02) and the overshoot small on short ones (δ ≤ 0.2).
+- The path reacts to a wrong η within ≈ 1/c = 5 steps, so an overshoot costs at most ≈ e^{5δ}.
 Relation to the plain rule: δ·tanh(z/z_0) ≈ (δ·Σμ_k/(z_0·σ_Σ))·(R − 1) near equilibrium, i.e. an
 effective d = δ·Σμ_k/(z_0·σ_Σ) that grows like the square root of the (noise-weighted) dimension,
-which is what a scale-free test of "path longer than a random walk" requires. The constants δ and z_0
-were set once, on the 50-dimensional sphere, and validated without per-task tuning in
-benchmarks/clara_auto_d.py (docs/clara.md has the table).
+which is what a scale-free test of "path longer than a random walk" requires. z_0 = 2 (two noise
+standard deviations) was set from the noise statistics alone; δ's budget rule was checked against
+0.05 and 0.2 on a few benchmark cells (the quick run of benchmarks/clara_auto_d.py), not tuned per
+task. docs/clara.md has the full table.
 
 Example:
 
@@ -90,9 +95,20 @@ MC_MAX_SIZE = 4096
 MC_ELEMENTS = 8192
 MC_BURN_IN = 100
 MC_SAMPLES = 300
-#: d="auto": the largest change of log η per step and the z-score at which it is nearly reached
-AUTO_RATE = 0.05
+#: d="auto": the largest change of log η per step (without total_steps; bounds with it) and the z-score
+#: scale of the saturation
+AUTO_RATE = 0.1
+AUTO_RATE_BOUNDS = (0.02, 0.2)
 AUTO_Z0 = 2.0
+
+
+def auto_rate(total_steps: int | None) -> float:
+    """δ of d="auto": six decades of η within a quarter of the run, clipped to AUTO_RATE_BOUNDS."""
+    if total_steps is None:
+        return AUTO_RATE
+    low, high = AUTO_RATE_BOUNDS
+    return min(high, max(low, 4.0 * math.log(1e6) / total_steps))
+
 
 _CACHE: dict[tuple[Any, ...], tuple[float, float]] = {}
 
@@ -252,6 +268,7 @@ class Clara(OnlineFactor):
         self.paths = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.tensors]
         self.ratio = 0.0
         self.zscore = 0.0
+        self.rate = auto_rate(ctx.total_steps)
 
     # -- the unit-step variant rescales the step just taken ------------------------------------
     def transform_step(self, displacement: list[torch.Tensor], norms: torch.Tensor) -> None:
@@ -276,7 +293,7 @@ class Clara(OnlineFactor):
         self.ratio = path_sq / self.mu_total
         self.zscore = (path_sq - self.mu_total) / self.sigma_total if self.sigma_total > 0 else 0.0
         if self.config["d"] == "auto":
-            step = AUTO_RATE * math.tanh(self.zscore / AUTO_Z0)
+            step = self.rate * math.tanh(self.zscore / AUTO_Z0)
         else:
             step = self.config["d"] * (self.ratio - 1.0)
         self.set_scale(self.scale * math.exp(step))
