@@ -219,10 +219,11 @@ def test_a_curve_with_a_clear_valley_is_trusted_and_a_noisy_one_is_not():
     assert set(suggestions) == {"steepest", "valley", "min/10"}
     assert 10**-3.5 < recommended < 10**-1.0  # around the middle of the fall (at 10^-2.5)
 
-    noisy = clean + np.random.default_rng(0).normal(0, 3.0, size=len(lrs))
+    # Step-to-step noise larger than the whole fall of the loss.
+    noisy = clean + np.random.default_rng(1).normal(0, 2.0, size=len(lrs))
     _, _, confident, reasons, _ = analyse_curve(lrs, noisy, diverged=True)
     assert not confident
-    assert any("noisy" in r or "disagree" in r or "flat" in r for r in reasons)
+    assert any("noisy" in r for r in reasons), reasons
 
 
 def test_the_sweep_stops_when_the_loss_diverges():
