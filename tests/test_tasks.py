@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -236,3 +238,219 @@ def test_tabular_meta_features_count_parameters_examples_and_classes():
     assert meta["params"] == 13 * 64 + 64 + 64 * 64 + 64 + 64 * 3 + 3
     assert (meta["examples"], meta["classes"], meta["input_dim"], meta["batch_size"]) == (106, 3, 13, 32)
     assert meta["kind"] == "classification" and meta["family"] == "tabular"
+
+
+# --- image, sequence and language tasks on stand-in data (the real sets are not needed by the tests) ------
+
+
+@pytest.fixture
+def fake_fashion_mnist(monkeypatch):
+    """7 000 train and 1 200 test images whose first two pixels spell the image's index."""
+    from lrcontrol.data import fashion_mnist
+    from lrcontrol.tasks import image
+
+    def images(count: int, offset: int) -> np.ndarray:
+        rng = np.random.default_rng(offset)
+        array = rng.integers(0, 256, (count, 28, 28), dtype=np.uint8)
+        index = np.arange(offset, offset + count)
+        array[:, 0, 0], array[:, 0, 1] = index // 256, index % 256
+        return array
+
+    data = fashion_mnist.ImageData(
+        train_images=images(7000, 0),
+        train_labels=np.arange(7000, dtype=np.int64) % 10,
+        test_images=images(1200, 7000),
+        test_labels=np.arange(1200, dtype=np.int64) % 10,
+    )
+    monkeypatch.setattr(fashion_mnist, "load_cached", lambda: data)
+    image.image_splits.cache_clear()
+    yield data
+    image.image_splits.cache_clear()
+
+
+def _indices(images: torch.Tensor) -> set[int]:
+    return set((images[:, 0, 0].long() * 256 + images[:, 0, 1].long()).tolist())
+
+
+def test_fashion_mnist_smoke_splits_are_disjoint_and_sized(fake_fashion_mnist):
+    from lrcontrol.tasks.image import image_splits
+
+    splits, mean, std = image_splits("smoke")
+    train, val, test = (_indices(splits[s][0]) for s in ("train", "val", "test"))
+    assert (len(train), len(val), len(test)) == (2000, 500, 1000)
+    assert not train & val and max(train | val) < 7000 and min(test) >= 7000
+    assert 0.45 < mean < 0.55 and 0.25 < std < 0.35  # uniform pixels: mean ½, std ≈ 0.29
+
+
+def test_fashion_mnist_models_have_the_documented_shapes_and_train(fake_fashion_mnist):
+    mlp_task = get_task("fmnist-mlp", "smoke")
+    instance = mlp_task.build(0)
+    assert [tuple(p.shape) for p in instance.model.parameters() if p.ndim == 2] == [(256, 784), (128, 256), (10, 128)]
+    inputs, labels = next(instance.train_batches(torch.Generator().manual_seed(0)))
+    assert inputs.shape == (mlp_task.batch_size, 1, 28, 28) and inputs.dtype == torch.float32
+    cnn = get_task("fmnist-cnn", "smoke").build(0)
+    assert cnn.model(inputs).shape == (mlp_task.batch_size, 10)
+    assert cnn.evaluate(cnn.model, "test").keys() == {"loss", "accuracy"}
+    meta = get_task("fmnist-cnn", "smoke").meta_features()
+    assert meta["params"] == sum(p.numel() for p in cnn.model.parameters()) and meta["examples"] == 2000
+
+
+@pytest.fixture
+def fake_mnist1d(monkeypatch):
+    from lrcontrol.data import mnist1d
+    from lrcontrol.tasks import sequence
+
+    rng = np.random.default_rng(0)
+    data = {
+        "x": rng.standard_normal((4000, 40)),
+        "y": np.arange(4000, dtype=np.int64) % 10,
+        "x_test": rng.standard_normal((1000, 40)),
+        "y_test": np.arange(1000, dtype=np.int64) % 10,
+    }
+    monkeypatch.setattr(mnist1d, "load_cached", lambda: data)
+    sequence.signal_splits.cache_clear()
+    yield data
+    sequence.signal_splits.cache_clear()
+
+
+def test_mnist1d_splits_and_models(fake_mnist1d):
+    task = get_task("mnist1d-cnn")
+    instance = task.build(0)
+    sizes = {split: len(y) for split, (_, y) in instance.splits.items()}
+    assert sizes == {"train": 3500, "val": 500, "test": 1000}
+    assert torch.equal(instance.splits["val"][0], torch.from_numpy(fake_mnist1d["x"][-500:].astype(np.float32)))
+    assert len(get_task("mnist1d-mlp", "smoke").build(0).splits["train"][1]) == 1000
+    inputs, _ = next(instance.train_batches(torch.Generator().manual_seed(0)))
+    assert instance.model(inputs).shape == (task.batch_size, 10)
+    mlp_params = get_task("mnist1d-mlp").meta_features()["params"]
+    assert mlp_params == 40 * 100 + 100 + 100 * 100 + 100 + 100 * 10 + 10
+
+
+@pytest.fixture
+def fake_corpus(monkeypatch):
+    from lrcontrol.tasks import language
+
+    documents = tuple(f"document {i}: " + "to be or not to be, that is the question. " * 400 for i in range(10))
+    monkeypatch.setattr(language, "load_corpus", lambda corpus: documents)
+    language.encoded_corpus.cache_clear()
+    yield documents
+    language.encoded_corpus.cache_clear()
+
+
+def test_language_splits_cover_the_corpus_in_order_and_decode_back(fake_corpus):
+    from lrcontrol.tasks.language import encoded_corpus
+
+    splits, vocabulary = encoded_corpus("shakespeare")
+    codes = torch.cat([splits["train"], splits["val"], splits["test"]])
+    text = "".join(vocabulary[int(c)] for c in codes)
+    assert sorted(text.split("\n\n")) == sorted(fake_corpus)
+    assert vocabulary == "".join(sorted(set("\n\n".join(fake_corpus))))
+    assert len(splits["train"]) == int(0.9 * len(codes))
+
+
+def test_language_batches_predict_the_next_character(fake_corpus):
+    task = get_task("shakespeare-transformer", "smoke")
+    instance = task.build(0)
+    inputs, targets = next(instance.train_batches(torch.Generator().manual_seed(0)))
+    assert inputs.shape == targets.shape == (task.batch_size, task.context)
+    assert torch.equal(inputs[:, 1:], targets[:, :-1])
+
+
+def test_the_transformer_is_causal(fake_corpus):
+    instance = get_task("bbc-transformer", "smoke").build(0)
+    tokens = torch.randint(0, 10, (2, 16))
+    changed = tokens.clone()
+    changed[:, 10:] = (changed[:, 10:] + 1) % 10
+    with torch.no_grad():
+        before, after = instance.model(tokens), instance.model(changed)
+    assert torch.allclose(before[:, :10], after[:, :10], atol=1e-6)
+    assert not torch.allclose(before[:, 10:], after[:, 10:])
+
+
+def test_language_model_learns_a_repetitive_text_and_reports_perplexity(fake_corpus):
+    task = get_task("shakespeare-transformer", "smoke")
+    instance = task.build(0)
+    before = instance.evaluate(instance.model)
+    generator = torch.Generator().manual_seed(0)
+    optimizer = torch.optim.Adam(instance.model.parameters(), lr=1e-2)
+    for batch in itertools.islice(instance.train_batches(generator), 40):
+        loss = instance.loss(instance.model, batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    after = instance.evaluate(instance.model)
+    assert before["loss"] > math.log(10)  # about uniform over the vocabulary at the start
+    assert after["loss"] < 0.6 * before["loss"]
+    assert after["perplexity"] == pytest.approx(math.exp(after["loss"]))
+    assert after["bits_per_char"] == pytest.approx(after["loss"] / math.log(2))
+
+
+# --- the `lrcontrol tasks` command ---------------------------------------------------------------------------
+
+
+def _cli(*args: str):
+    from typer.testing import CliRunner
+
+    from lrcontrol.cli import app
+
+    return CliRunner().invoke(app, ["tasks", *args])
+
+
+def test_cli_lists_a_family_as_json_with_sizes_and_meta_features():
+    result = _cli("--family", "synthetic", "--json")
+    assert result.exit_code == 0, result.output
+    entries = json.loads(result.stdout)
+    assert [e["name"] for e in entries] == list_tasks("synthetic")
+    sphere = next(e for e in entries if e["name"] == "sphere-50-noisy")
+    assert sphere["sizes"]["smoke"]["budget"] == 50 and sphere["sizes"]["default"]["budget"] == 1000
+    assert sphere["metric"] == "regret" and sphere["higher_is_better"] is False
+    assert sphere["meta_features"]["noise"] == 0.1 and sphere["meta_features"]["params"] == 50
+
+
+def test_cli_describes_named_tasks_including_any_dimension():
+    result = _cli("sphere-7", "iris-logreg", "--size", "smoke", "--json")
+    assert result.exit_code == 0, result.output
+    entries = json.loads(result.stdout)
+    assert [e["name"] for e in entries] == ["sphere-7", "iris-logreg"]
+    assert entries[1]["meta_features"]["classes"] == 3 and entries[1]["meta_features"]["budget"] == 30
+
+
+def test_cli_table_names_every_task_of_the_family():
+    result = _cli("--family", "synthetic", "--no-meta")
+    assert result.exit_code == 0
+    for name in ("himmelblau", "eggholder", "camel3"):
+        assert name in result.stdout
+
+
+def test_cli_reports_a_task_whose_data_is_missing_without_failing(monkeypatch, tmp_path):
+    from lrcontrol.data.cache import DataUnavailable
+    from lrcontrol.tasks import image
+
+    def unavailable(size):
+        raise DataUnavailable("Fashion-MNIST is not installed; install it with `apt-get install dataset-fashion-mnist`")
+
+    monkeypatch.setattr(image, "image_splits", unavailable)
+    result = _cli("fmnist-mlp", "--json")
+    assert result.exit_code == 0
+    entry = json.loads(result.stdout)[0]
+    assert entry["meta_features"] is None and "apt-get install dataset-fashion-mnist" in entry["data_error"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["spere-10"], "did you mean 'sphere-10'"),
+        (["--size", "big"], "unknown task size 'big'"),
+        (["--family", "vision"], "unknown family 'vision'"),
+        (["beale-3"], "2 dimensions only"),
+    ],
+)
+def test_cli_bad_input_exits_2_with_one_clear_line(args, message):
+    result = _cli(*args)
+    assert result.exit_code == 2
+    assert message in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_cli_help_shows_an_example():
+    result = _cli("--help")
+    assert result.exit_code == 0 and "lrcontrol tasks --family tabular" in result.stdout
