@@ -228,6 +228,8 @@ def analyse_curve(
         return suggestions, None, False, reasons, [math.nan] * len(raw)
     lr, raw = lr[:n], raw[:n]
     log_lr = np.log10(lr)
+    # A quarter decade, but never more than an eighth of a narrow sweep, so the trend keeps a shape.
+    bandwidth = min(bandwidth, max(float(log_lr[-1] - log_lr[0]), 1e-12) / 8)
     # Losses far above the start belong to the divergence tail; clipping them keeps the tail from
     # dragging the fitted trend of the last useful points upwards.
     head = float(np.median(raw[: max(3, n // 20)]))
