@@ -220,3 +220,15 @@ def test_module_layers_without_a_model_is_a_clear_error():
     optimizer = torch.optim.SGD(two_tensors(), lr=LR)
     with pytest.raises(LRControlError, match="needs the model"):
         lrcontrol.control(optimizer, "alera(layers='module')")
+
+
+def test_the_examples_in_docs_online_md_run():
+    import re
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[1] / "docs" / "online.md"
+    blocks = re.findall(r"```python\n(.*?)```", docs.read_text(), flags=re.S)
+    assert len(blocks) >= 2, "docs/online.md lost its examples"
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, str(docs), "exec"), namespace)  # the examples assert what they show

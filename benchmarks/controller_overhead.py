@@ -1,0 +1,157 @@
+"""What an online LR controller costs: optimizer-step and training-step time, with and without it.
+
+One command, everything measured side by side in one process:
+
+    python benchmarks/controller_overhead.py            # full run (a few minutes on one CPU thread)
+    python benchmarks/controller_overhead.py --quick    # fewer repeats, for a smoke check
+    python benchmarks/controller_overhead.py --json out.json
+
+1. Optimizer step (`optimizer.step(); controller.step(loss)`) of foreach AdamW on MLPs of about 1M
+   and 10M parameters, with fixed random gradients, bare and with each registered online controller
+   (every registry entry of kind "online", at its default settings; the model is passed as a resource,
+   as the run engine does).
+2. Full training step (forward, loss, zero_grad, backward, step, controller) of the Fashion-MNIST
+   MLP 784-256-128-10 at batch 128, on random inputs of that shape.
+
+Variants are interleaved repeat by repeat (so drifts in machine load hit them alike); each repeat
+times a block of steps; the table reports the median time per step and its ratio to the bare
+AdamW step. Targets (issue 3): optimizer step ≤ 1.6×, full training step ≤ 1.03×.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+import lrcontrol
+from lrcontrol.registry import entries
+
+BATCH = 128
+MODELS = {
+    "mlp-1M": [784, 768, 512, 256, 10],  # 1.13M parameters
+    "mlp-10M": [3072, 2048, 1536, 512, 10],  # 10.2M parameters
+}
+FASHION_MLP = [784, 256, 128, 10]
+
+
+def mlp(widths: list[int]) -> torch.nn.Sequential:
+    layers: list[torch.nn.Module] = []
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+        layers.append(torch.nn.Linear(a, b))
+        if i < len(widths) - 2:
+            layers.append(torch.nn.ReLU())
+    return torch.nn.Sequential(*layers)
+
+
+def online_specs() -> list[tuple[str, str]]:
+    return [("adamw", "")] + [(e.name, f"{e.name}()") for e in entries("online")]
+
+
+def make(widths: list[int], spec: str, seed: int = 0):
+    torch.manual_seed(seed)
+    model = mlp(widths)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, foreach=True)
+    controller = lrcontrol.control(optimizer, spec, total_steps=10**6, resources={"model": model}) if spec else None
+    return model, optimizer, controller
+
+
+def optimizer_step_runner(widths: list[int], spec: str) -> Callable[[int], None]:
+    model, optimizer, controller = make(widths, spec)
+    gen = torch.Generator().manual_seed(1)
+    for p in model.parameters():
+        p.grad = torch.randn(p.shape, generator=gen) * 1e-2
+
+    def run(steps: int) -> None:
+        for _ in range(steps):
+            optimizer.step()
+            if controller is not None:
+                controller.step(1.0)
+
+    return run
+
+
+def training_step_runner(widths: list[int], spec: str) -> Callable[[int], None]:
+    model, optimizer, controller = make(widths, spec)
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(BATCH, widths[0], generator=gen)
+    y = torch.randint(0, widths[-1], (BATCH,), generator=gen)
+
+    def run(steps: int) -> None:
+        for _ in range(steps):
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            if controller is not None:
+                controller.step(loss)
+
+    return run
+
+
+def measure(runners: dict[str, Callable[[int], None]], steps: int, repeats: int) -> dict[str, float]:
+    """Median seconds per step of each runner, interleaving the runners in every repeat."""
+    for run in runners.values():  # warm-up: allocations, first checkpoints, caches
+        run(max(2, steps // 2))
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(repeats):
+        for name, run in runners.items():
+            start = time.perf_counter()
+            run(steps)
+            times[name].append((time.perf_counter() - start) / steps)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return (
+        f"{cpu}, {os.cpu_count()} cores visible, torch {torch.__version__} on CPU, "
+        f"{torch.get_num_threads()} thread(s), Python {platform.python_version()}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke check, noisier)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    repeats = 5 if args.quick else 21
+    specs = online_specs()
+    results: dict[str, dict[str, float]] = {}
+    cases = [(f"optimizer step, {name}", widths, optimizer_step_runner) for name, widths in MODELS.items()]
+    cases.append(("training step, Fashion-MNIST MLP 784-256-128-10, batch 128", FASHION_MLP, training_step_runner))
+    print(machine())
+    for title, widths, factory in cases:
+        runners = {label: factory(widths, spec) for label, spec in specs}
+        params = sum(p.numel() for p in mlp(widths).parameters())
+        steps = max(2, int(2e7 // params)) if factory is optimizer_step_runner else 20
+        medians = measure(runners, steps, repeats)
+        base = medians["adamw"]
+        target = 1.6 if factory is optimizer_step_runner else 1.03
+        print(f"\n{title} ({params / 1e6:.2f}M parameters; {repeats} interleaved repeats of {steps} steps)")
+        print(f"  {'variant':<16}{'ms/step':>10}{'ratio':>9}   target ≤ {target}×")
+        for label, _ in specs:
+            ratio = medians[label] / base
+            flag = "" if label == "adamw" else ("  ok" if ratio <= target else "  MISSED")
+            print(f"  {label:<16}{1e3 * medians[label]:>10.3f}{ratio:>8.3f}×{flag}")
+        results[title] = {label: medians[label] for label, _ in specs}
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": machine(), "seconds_per_step": results}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
