@@ -48,13 +48,54 @@ class Outcome:
     diverged: int
 
 
-def init_worker() -> None:
-    """One thread per worker, and Ctrl-C goes to the coordinator only."""
+#: imported once by the fork server, so each worker starts warm (torch's first optimizer imports torch._dynamo)
+PRELOAD = [
+    "torch",
+    "torch._dynamo",
+    "lrcontrol.bench.engine",
+    "lrcontrol.tasks",
+    "lrcontrol.control",
+    "lrcontrol.optim",
+]
+
+
+def worker_context() -> multiprocessing.context.BaseContext:
+    """Fork server where there is one (workers fork from a warm, single-threaded server), else spawn."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(PRELOAD)
+        return context
+    return multiprocessing.get_context("spawn")
+
+
+def lrcontrol_environment() -> dict[str, str]:
+    """LRCONTROL_* variables (data and cache paths, test hooks), which a fork server would not pass on."""
+    return {k: v for k, v in os.environ.items() if k.startswith("LRCONTROL_")}
+
+
+def init_worker(environment: dict[str, str], lifeline: Any) -> None:
+    """One thread per worker, the coordinator's LRCONTROL_* settings, and Ctrl-C for the coordinator only.
+
+    `lifeline` is the read end of a pipe only the coordinator writes to: it reads EOF when the
+    coordinator dies, even by SIGKILL, and the worker then exits instead of waiting forever for work
+    (a worker holds its own queue's write end, so it would never see EOF there).
+    """
+    import threading
+
     import torch
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ.update(environment)
     torch.set_num_threads(1)
-    os.environ["OMP_NUM_THREADS"] = "1"
+    threading.Thread(target=_exit_with_coordinator, args=(lifeline,), daemon=True).start()
+
+
+def _exit_with_coordinator(lifeline: Any) -> None:
+    try:
+        lifeline.recv()
+    except (EOFError, OSError):
+        pass
+    os._exit(1)
 
 
 def train_one(run: RunSpec, checkpoint_dir: str | None, checkpoint_seconds: float) -> Trajectory:
@@ -106,14 +147,20 @@ def run_local(
     keep_checkpoints: bool = False,
     on_done: Callable[[RunSpec, Trajectory], None] = lambda r, t: None,
 ) -> Outcome:
-    """Run on `workers` single-thread processes (spawned: no state shared with this process)."""
+    """Run on `workers` single-thread processes (forked from a fork server: no state shared with this one)."""
     todo = pending_runs(store, runs)
     skipped = len(runs) - len(todo)
     recorder = _Recorder(store, checkpoint_dir, keep_checkpoints, on_done)
     restarts = 0
-    context = multiprocessing.get_context("spawn")
+    context = worker_context()
+    lifeline, keep_alive = context.Pipe(duplex=False)
     while todo:
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init_worker)
+        pool = ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=context,
+            initializer=init_worker,
+            initargs=(lrcontrol_environment(), lifeline),
+        )
         futures: dict[Future, RunSpec] = {}
         try:
             futures = {pool.submit(train_one, r, checkpoint_dir, checkpoint_seconds): r for r in todo}
@@ -137,13 +184,16 @@ def run_local(
             raise Interrupted(len(runs) - len(pending_runs(store, runs)), len(runs)) from None
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+    keep_alive.close()
+    lifeline.close()
     return Outcome(len(runs), skipped, recorder.recorded, recorder.diverged)
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:
-    pool.shutdown(wait=False, cancel_futures=True)
     # The public API cannot stop a running job; terminate its processes (their runs are checkpointed).
-    for process in list(getattr(pool, "_processes", {}).values()):
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
         process.terminate()
 
 
@@ -158,7 +208,8 @@ def run_dask(
 ) -> Outcome:
     """Run on the Dask cluster at `address` (e.g. tcp://10.0.0.5:8786); results come back here.
 
-    The workers need lrcontrol installed, and `checkpoint_dir` (if any) must be a directory they
+    Each Dask worker must run one thread (`dask worker --nthreads 1`, several workers per machine): runs
+    sharing a process would share torch's global RNG. The workers need lrcontrol installed, and `checkpoint_dir` (if any) must be a directory they
     can all reach (a shared file system); on a remote cluster without one pass checkpoint_dir=None.
     """
     try:
@@ -176,6 +227,13 @@ def run_dask(
         raise LRControlError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
     futures = []
     try:
+        threaded = [a for a, w in client.scheduler_info()["workers"].items() if w.get("nthreads", 1) != 1]
+        if threaded:
+            # Runs in threads of one process would share torch's global RNG: results would depend on timing.
+            raise LRControlError(
+                f"Dask workers {', '.join(threaded)} run several threads; start them with one each "
+                "(dask worker --nthreads 1, or LocalCluster(threads_per_worker=1))"
+            )
         futures = [
             client.submit(train_one, r, checkpoint_dir, checkpoint_seconds, key=f"lrcontrol-{r.key}", retries=2)
             for r in todo

@@ -1,0 +1,185 @@
+"""Sweeps: expansion, includes, and executors that survive SIGKILL, Ctrl-C and run on Dask alike."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lrcontrol.bench import executors
+from lrcontrol.bench.store import Store
+from lrcontrol.bench.sweep import load_sweep
+from lrcontrol.errors import LRControlError
+
+SWEEP = """
+name = "t"
+size = "smoke"
+seeds = 2
+lrs = [0.02, 0.05]
+tasks = ["sphere-50-noisy"]
+methods = ["sgd + constant()", "adam + warmup(0.2) + cosine()"]
+"""
+RUNS = 8
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def comparable(store_path: Path) -> dict[str, dict]:
+    """Each run's results, keyed by run key, without what legitimately varies (wall times, dates)."""
+    with Store(store_path) as db:
+        rows = db.records()
+        assert db.integrity_ok()
+        assert db.query("SELECT count(*) AS n, count(DISTINCT key) AS k FROM runs")[0] == {
+            "n": len(rows),
+            "k": len(rows),
+        }
+    out = {}
+    for r in rows:
+        for name in ("wall_time", "finished_at"):
+            r.pop(name)
+        r["trajectory"].pop("wall_time")
+        out[r["key"]] = r
+    return out
+
+
+@pytest.fixture(scope="module")
+def sweep_file(tmp_path_factory) -> Path:
+    return write(tmp_path_factory.mktemp("sweep") / "t.toml", SWEEP)
+
+
+@pytest.fixture(scope="module")
+def reference(sweep_file, tmp_path_factory) -> dict[str, dict]:
+    """The uninterrupted sweep on two local workers."""
+    store = tmp_path_factory.mktemp("ref") / "ref.db"
+    runs = load_sweep(sweep_file).runs()
+    with Store(store) as db:
+        outcome = executors.run_local(runs, db, workers=2)
+    assert (outcome.total, outcome.recorded, outcome.skipped) == (RUNS, RUNS, 0)
+    return comparable(store)
+
+
+def test_a_sweep_expands_to_tasks_times_methods_times_lrs_times_seeds(sweep_file):
+    runs = load_sweep(sweep_file).runs()
+    assert len(runs) == RUNS == len({r.key for r in runs})
+    assert {r.spec for r in runs} == {
+        "sgd(lr=0.02) + constant()",
+        "sgd(lr=0.05) + constant()",
+        "adam(lr=0.02) + warmup(steps=0.2) + cosine()",
+        "adam(lr=0.05) + warmup(steps=0.2) + cosine()",
+    }
+    assert {r.seed for r in runs} == {0, 1} and {r.budget for r in runs} == {50}
+
+
+def test_includes_add_runs_and_overlaps_are_run_once(tmp_path, sweep_file):
+    write(tmp_path / "t.toml", SWEEP)
+    outer = write(
+        tmp_path / "outer.toml",
+        'include = ["t.toml"]\nsize = "smoke"\nseeds = [1, 2]\nlrs = [0.05]\n'
+        'tasks = ["sphere-50-noisy", { name = "rosenbrock-10", budget = 20 }]\nmethods = ["sgd + constant()"]\n',
+    )
+    runs = load_sweep(outer).runs()
+    # 8 included + sphere (seed 2 new; seed 1 overlaps) + rosenbrock (2 seeds)
+    assert len(runs) == RUNS + 1 + 2
+    assert {r.budget for r in runs if r.task == "rosenbrock-10"} == {20}
+
+
+def test_budget_and_size_overrides_apply_to_every_task(sweep_file):
+    runs = load_sweep(sweep_file, budget=7).runs()
+    assert {r.budget for r in runs} == {7}
+
+
+def test_rerunning_a_finished_sweep_runs_nothing(sweep_file, reference, tmp_path):
+    store = tmp_path / "s.db"
+    runs = load_sweep(sweep_file).runs()
+    with Store(store) as db:
+        first = executors.run_local(runs[:3], db, workers=1)
+        again = executors.run_local(runs, db, workers=2)
+    assert first.recorded == 3 and (again.skipped, again.recorded) == (3, RUNS - 3)
+    assert comparable(store) == reference
+
+
+@pytest.mark.parametrize("point", ["step-35", "checkpoint-write"])
+def test_a_worker_killed_mid_run_or_mid_write_loses_nothing_and_changes_nothing(point, sweep_file, reference, tmp_path):
+    store, marker = tmp_path / "s.db", tmp_path / "marker"
+    os.environ["LRCONTROL_FAULT"] = f"{point}@{marker}"
+    try:
+        with Store(store) as db:
+            outcome = executors.run_local(
+                load_sweep(sweep_file).runs(),
+                db,
+                workers=2,
+                checkpoint_dir=str(tmp_path / "ckpt"),
+                checkpoint_seconds=0,
+            )
+    finally:
+        del os.environ["LRCONTROL_FAULT"]
+    assert marker.exists()  # a worker really was SIGKILLed, and the pool was replaced
+    assert outcome.recorded == RUNS
+    assert comparable(store) == reference
+    assert not list((tmp_path / "ckpt").glob("*.pt"))  # checkpoints go once their runs are recorded
+
+
+def test_the_sweep_killed_while_writing_the_store_restarts_to_the_uninterrupted_result(sweep_file, reference, tmp_path):
+    store, marker = tmp_path / "s.db", tmp_path / "marker"
+    # The coordinator (which writes the store) is SIGKILLed inside the transaction of a run's INSERT.
+    env = dict(os.environ, LRCONTROL_FAULT=f"store-write@{marker}")
+    command = [sys.executable, "-m", "lrcontrol", "sweep", str(sweep_file), "--store", str(store), "--workers", "2"]
+    done = subprocess.run(command, env=env, capture_output=True, timeout=300)
+    assert done.returncode == -9 and marker.exists()
+    with Store(store) as db:
+        assert db.integrity_ok()
+        assert db.count() == 0  # the run being written is not half there
+        outcome = executors.run_local(load_sweep(sweep_file).runs(), db, workers=2)
+    assert outcome.recorded == RUNS
+    assert comparable(store) == reference
+
+
+def test_ctrl_c_stops_cleanly_and_the_next_call_continues(sweep_file, reference, tmp_path):
+    store = tmp_path / "s.db"
+    runs = load_sweep(sweep_file).runs()
+
+    def interrupt(run, trajectory):
+        raise KeyboardInterrupt
+
+    with Store(store) as db:
+        with pytest.raises(executors.Interrupted) as stop:
+            executors.run_local(runs, db, workers=2, on_done=interrupt)
+        assert stop.value.done == db.count() >= 1 and stop.value.total == RUNS
+        assert "again" in str(stop.value)
+        executors.run_local(runs, db, workers=2)
+    assert comparable(store) == reference
+
+
+def test_a_dask_local_cluster_gives_the_same_results_as_local_workers(sweep_file, reference, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    store = tmp_path / "s.db"
+    # One in-process worker with one thread: runs in threads of one process would share torch's global RNG.
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, protocol="tcp", host="127.0.0.1", dashboard_address=None
+    ) as cluster:
+        with Store(store) as db:
+            outcome = executors.run_dask(load_sweep(sweep_file).runs(), db, cluster.scheduler_address)
+    assert outcome.recorded == RUNS
+    assert comparable(store) == reference
+
+
+def test_an_unreachable_scheduler_is_a_clear_error(sweep_file, tmp_path):
+    with Store(tmp_path / "s.db") as db:
+        with pytest.raises(LRControlError, match="cannot reach the Dask scheduler"):
+            executors.run_dask(load_sweep(sweep_file).runs(), db, "tcp://127.0.0.1:1")
+
+
+def test_a_dask_worker_with_several_threads_is_refused(sweep_file, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, protocol="tcp", host="127.0.0.1", dashboard_address=None
+    ) as cluster:
+        with Store(tmp_path / "s.db") as db:
+            with pytest.raises(LRControlError, match="nthreads 1"):
+                executors.run_dask(load_sweep(sweep_file).runs(), db, cluster.scheduler_address)
