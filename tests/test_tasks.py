@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -454,3 +455,22 @@ def test_cli_bad_input_exits_2_with_one_clear_line(args, message):
 def test_cli_help_shows_an_example():
     result = _cli("--help")
     assert result.exit_code == 0 and "lrcontrol tasks --family tabular" in result.stdout
+
+
+# --- docs/tasks.md ------------------------------------------------------------------------------------------
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "tasks.md"
+
+
+def test_the_docs_list_every_registered_task_with_its_target():
+    text = DOCS.read_text()
+    for name in list_tasks():
+        row = next((line for line in text.splitlines() if line.startswith(f"| `{name}` |")), None)
+        assert row is not None, name
+        assert row.split(" | ")[8] == f"{get_task(name).target:g}", name
+
+
+def test_the_python_example_in_the_docs_runs(capsys):
+    example = DOCS.read_text().split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(example, str(DOCS), "exec"), {})
+    assert capsys.readouterr().out.startswith("accuracy ")
