@@ -25,12 +25,12 @@ the path is still built from the raw gradients, exactly as published. (CLARA, `c
 inconsistent for Adam and builds the path from Adam's steps instead.)
 
 How per-layer rates reach a torch optimizer. A factor's multiplier is per parameter group, but the
-layers rarely are groups. Where all tensors of a group share one rate (`layers="group"`, or one group
-per module), the rate is the group's multiplier: no extra memory, no extra work. Otherwise each
-group's multiplier is the geometric mean m_g of its tensors' rates (what `controller.lrs` shows), and
-after `optimizer.step()` each tensor's displacement Δ = θ_new − θ_old is rescaled in place by r_k/m_g,
-with one fused `torch._foreach_lerp_` over the tensors whose ratio is not 1 (θ_old is copied before
-the step, for those tensors only). For every optimizer whose step is linear in its LR — SGD (with
+layers rarely are groups. Each group's multiplier is the rate of its largest layer (the one with the
+most parameters in that group; with `layers="group"` the group's own rate), set before the step; that
+is what `controller.lrs` shows. The tensors of every other layer of the group are rescaled right
+after `optimizer.step()`: their displacement Δ = θ_new − θ_old is multiplied by r_k/m_g in place, with
+one fused `torch._foreach_lerp_` (θ_old is copied before the step, for those tensors only). Anchoring
+the group on its largest layer leaves the most parameters without that copy. For every optimizer whose step is linear in its LR — SGD (with
 momentum, weight decay), Adam, AdamW (decoupled decay included), RMSprop, Adagrad, … — this is
 exactly a per-tensor LR, and the optimizer's state is untouched. (For optimizers whose state
 depends on the LR, e.g. D-Adaptation, it is an approximation; use `layers="group"` there.)
@@ -64,14 +64,6 @@ _TINY_GRADIENT = 1e-6
 _FOLD_BELOW = 1e-12
 #: marker for OnlineFactor.on_step: a finite step was taken (ALeRA adapts before the step, not from Δθ)
 _STEPPED: tuple[list[torch.Tensor], None] = ([], None)
-
-
-def _geometric_mean(values: list[float]) -> float:
-    if not values:
-        return 1.0
-    if min(values) == max(values):
-        return values[0]  # exactly, so that a group whose tensors share one rate is never rescaled
-    return math.exp(sum(math.log(v) for v in values) / len(values))
 
 
 @register_factor
@@ -112,10 +104,11 @@ class ALeRA(OnlineFactor):
             self._layer_tensors[layer].append(k)
         self._rescale: list[int] = []  # tensors whose step is rescaled after this optimizer step
         self._buffers: list[torch.Tensor] = []
-        self._group_layers: list[list[int]] = [[] for _ in range(ctx.num_groups)]
-        for layer, g in zip(self.layer_of, self.tensor_group):
-            if layer not in self._group_layers[g]:
-                self._group_layers[g].append(layer)
+        # the layer whose rate each group's LR carries: the one with the most parameters in the group
+        in_group: list[dict[int, int]] = [{} for _ in range(ctx.num_groups)]
+        for size, layer, g in zip(self.sizes, self.layer_of, self.tensor_group):
+            in_group[g][layer] = in_group[g].get(layer, 0) + size
+        self._anchor = [max(sizes, key=lambda ell: (sizes[ell], -ell)) if sizes else None for sizes in in_group]
 
     def _resolve_layers(self, ctx: Context) -> list[int]:
         mode = self.config["layers"]
@@ -154,12 +147,11 @@ class ALeRA(OnlineFactor):
             self._checkpoint()
         self._pending_bad = not self._adapt()
         # This step already has its LR (the controller set it before the step); give it η_t, as the
-        # paper does: directly through the group's LR where all its tensors share one rate ...
-        for g, layers in enumerate(self._group_layers):
-            rate = self.rates[layers[0]] if layers else self.group_scale[g]
-            if all(self.rates[ell] == rate for ell in layers) and rate != self.group_scale[g]:
-                optimizer.param_groups[g]["lr"] *= rate / self.group_scale[g]
-                self.group_scale[g] = rate
+        # paper does: through the group's LR for the group's anchor layer ...
+        for g, anchor in enumerate(self._anchor):
+            if anchor is not None and self.rates[anchor] != self.group_scale[g]:
+                optimizer.param_groups[g]["lr"] *= self.rates[anchor] / self.group_scale[g]
+                self.group_scale[g] = self.rates[anchor]
         # ... and by rescaling the step of every other tensor after it.
         self._rescale = [
             k
@@ -185,19 +177,11 @@ class ALeRA(OnlineFactor):
             with torch.no_grad():
                 torch._foreach_lerp_([self.tensors[k] for k in ks], [self._buffers[k] for k in ks], weights)
             self._rescale = []
-            self._update_group_scale()
         if not self._pending_bad:
             self._pending = _STEPPED
 
     def adapt(self, displacement: list[torch.Tensor], norms: Any, loss: float | None) -> None:
         """Nothing: ALeRA adapts before the step, from the gradient (see `_adapt`)."""
-
-    def _update_group_scale(self) -> None:
-        """Each group's multiplier: the geometric mean of its tensors' rates (what the logs show as its LR)."""
-        members: list[list[float]] = [[] for _ in self.group_scale]
-        for layer, g in zip(self.layer_of, self.tensor_group):
-            members[g].append(self.rates[layer])
-        self.group_scale = [_geometric_mean(m) if m else s for m, s in zip(members, self.group_scale)]
 
     def _adapt(self) -> bool:
         """Update every layer's path and rate from the current gradients; False if they are non-finite.
