@@ -16,6 +16,11 @@ from lrcontrol.tasks import FAMILIES, get_task, list_tasks
 from lrcontrol.tasks.synthetic import FUNCTIONS, make_synthetic
 
 
+@pytest.fixture(autouse=True)
+def _never_download(monkeypatch):
+    monkeypatch.setenv("LRCONTROL_OFFLINE", "1")
+
+
 def _train(instance, steps: int, lr: float, seed: int = 0) -> list[float]:
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.SGD(instance.model.parameters(), lr=lr)
@@ -474,3 +479,29 @@ def test_the_python_example_in_the_docs_runs(capsys):
     example = DOCS.read_text().split("```python\n", 1)[1].split("```", 1)[0]
     exec(compile(example, str(DOCS), "exec"), {})
     assert capsys.readouterr().out.startswith("accuracy ")
+
+
+def test_tasks_pickle_for_worker_processes():
+    import pickle
+
+    for name in ("sphere-50-noisy", "iris-mlp", "fmnist-cnn", "mnist1d-mlp", "bbc-transformer"):
+        for size in ("smoke", "default"):
+            task = get_task(name, size)
+            assert pickle.loads(pickle.dumps(task)) == task
+
+
+def test_building_a_network_task_leaves_the_global_rng_alone():
+    torch.manual_seed(11)
+    expected = torch.rand(4)
+    torch.manual_seed(11)
+    get_task("breast_cancer-mlp", "smoke").build(3)
+    assert torch.equal(torch.rand(4), expected)
+
+
+def test_every_family_reports_the_core_meta_features(fake_fashion_mnist, fake_mnist1d, fake_corpus):
+    from lrcontrol.tasks.base import CORE_META_KEYS
+
+    for name in ("sphere-10", "iris-mlp", "fmnist-mlp", "mnist1d-cnn", "shakespeare-transformer"):
+        meta = get_task(name, "smoke").meta_features()
+        assert set(CORE_META_KEYS) <= set(meta), name
+        assert all(isinstance(v, (int, float, str)) and not isinstance(v, bool) for v in meta.values()), name

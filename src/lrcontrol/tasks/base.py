@@ -25,6 +25,19 @@ import torch
 FAMILIES = ("synthetic", "tabular", "image", "sequence", "language")
 SIZES = ("smoke", "default")
 SPLITS = ("val", "test")
+# Every task's meta_features() has these keys, so that selectors can compare tasks across families.
+CORE_META_KEYS = (
+    "family",
+    "size",
+    "budget",
+    "batch_size",
+    "eval_every",
+    "kind",
+    "params",
+    "examples",
+    "classes",
+    "input_dim",
+)
 
 
 @dataclass(frozen=True, kw_only=True)
