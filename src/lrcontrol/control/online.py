@@ -23,9 +23,10 @@ Behaviour worth knowing
   [`min_scale`, `max_scale`] and ignores non-finite proposals.
 - **Runaway safeguard** (`guard=True`, the default; METHODS.md §4.1 says the plain CLARA rule keeps
   raising η past the stability limit on noise-free problems, and §4.2 restores-and-halves). Every
-  `guard_every` adapted steps, if the smoothed loss is no worse than at the last checkpoint, the
+  `guard_every` adapted steps, if the smoothed loss is at most twice the last checkpoint's, the
   parameters and every tensor of the optimizer state are copied into a checkpoint (foreach copies
-  into reused buffers). An alarm is raised when the exponentially smoothed loss
+  into reused buffers), with the per-group entries an optimizer keeps in its param_groups (D-Adaptation's
+  d, DoG's r̄; never the LR). An alarm is raised when the exponentially smoothed loss
   (L̄ ← (1 − r)·L̄ + r·loss, r = `guard_smoothing`) rises above the checkpoint's by more than
   (`guard_ratio` − 1)·|L̄_checkpoint|, or when the step produced non-finite parameters or the loss is
   non-finite. On alarm the checkpoint is restored, the multiplier is multiplied by `guard_decay`
@@ -46,6 +47,7 @@ Behaviour worth knowing
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any, ClassVar
 
@@ -54,6 +56,8 @@ import torch
 from lrcontrol.control.base import Context, Factor
 from lrcontrol.errors import LRControlError
 from lrcontrol.params import Param
+
+_NOT_GROUP_STATE = ("params", "lr", "initial_lr")
 
 SAFEGUARD_PARAMS: tuple[Param, ...] = (
     Param("min_scale", 1e-10, "floor of the multiplier (a fraction of the base LR)", low=0.0, low_open=True),
@@ -118,6 +122,7 @@ class OnlineFactor(Factor):
         self.ckpt_loss: float | None = None
         self.ckpt_params: list[torch.Tensor] | None = None
         self.ckpt_opt: list[dict[str, Any]] | None = None
+        self.ckpt_groups: list[dict[str, Any]] | None = None
         self.since_ckpt = 0
 
     # -- the multiplier --------------------------------------------------------------------------
@@ -197,6 +202,13 @@ class OnlineFactor(Factor):
             self._checkpoint()
             self.ckpt_loss = self.loss_ema
 
+    def _group_entries(self) -> list[dict[str, Any]]:
+        """Per-group optimizer state kept in param_groups (D-Adaptation's d, DoG's r̄, …); the LR is ours."""
+        return [
+            copy.deepcopy({k: v for k, v in g.items() if k not in _NOT_GROUP_STATE})
+            for g in self.ctx.optimizer.param_groups
+        ]
+
     def _optimizer_tensors(self) -> list[dict[str, Any]]:
         state = self.ctx.optimizer.state
         return [dict(state[p]) if p in state else {} for p in self.tensors]
@@ -227,6 +239,7 @@ class OnlineFactor(Factor):
                     {k: (v.detach().clone() if isinstance(v, torch.Tensor) else v) for k, v in s.items()}
                     for s in current
                 ]
+        self.ckpt_groups = self._group_entries()
         self.since_ckpt = 0
 
     def _restore(self) -> None:
@@ -243,6 +256,10 @@ class OnlineFactor(Factor):
                 live = state[p]
                 live.clear()
                 live.update({k: (v.clone() if isinstance(v, torch.Tensor) else v) for k, v in saved.items()})
+            for group, saved_group in zip(self.ctx.optimizer.param_groups, self.ckpt_groups):
+                for key in [k for k in group if k not in _NOT_GROUP_STATE and k not in saved_group]:
+                    del group[key]
+                group.update(copy.deepcopy(saved_group))
         self.restores += 1
         self.set_scale(self.scale * self.config["guard_decay"])
         self.loss_ema = self.ckpt_loss
@@ -277,6 +294,7 @@ class OnlineFactor(Factor):
             "ckpt_opt": None
             if self.ckpt_opt is None
             else [{k: (v.clone() if isinstance(v, torch.Tensor) else v) for k, v in s.items()} for s in self.ckpt_opt],
+            "ckpt_groups": copy.deepcopy(self.ckpt_groups),
             "online": self.online_state(),
         }
 
@@ -303,5 +321,6 @@ class OnlineFactor(Factor):
                 {k: (v.clone() if isinstance(v, torch.Tensor) else v) for k, v in s.items()} for s in state["ckpt_opt"]
             ]
         )
+        self.ckpt_groups = copy.deepcopy(state["ckpt_groups"])
         self._before, self._pending, self._pending_bad = None, None, False
         self.load_online_state(state["online"])
