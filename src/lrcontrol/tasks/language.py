@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from lrcontrol.data.text import load_corpus
+from lrcontrol.errors import LRControlError
 from lrcontrol.tasks.base import Task, TaskInstance, check_split, count_parameters, evaluating, seeded
 from lrcontrol.tasks.registry import register_task
 
@@ -166,6 +167,11 @@ class LanguageInstance(TaskInstance):
         self.splits = dict(splits)
         if task.train_chars is not None:
             self.splits["train"] = splits["train"][: task.train_chars]
+        for split, text in self.splits.items():
+            if len(text) <= task.context + 1:
+                raise LRControlError(
+                    f"task {task.name}: the {split} text has {len(text)} characters, too few for a context of {task.context}"
+                )
         self._offsets = torch.arange(task.context + 1)
 
     def _windows(self, text: torch.Tensor, starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
