@@ -195,7 +195,7 @@ class ALeRA(OnlineFactor):
         if not with_grad:
             return True
         grads = {k: self.tensors[k].grad for k in with_grad}
-        grad_sq = [n * n for n in torch.stack(torch._foreach_norm(list(grads.values()))).double().tolist()]
+        grad_sq = [n * n for n in torch.stack(torch._foreach_norm(list(grads.values()))).tolist()]
         if not all(math.isfinite(x) for x in grad_sq):
             return False
         layer_sq = [0.0] * len(self.rates)
@@ -218,7 +218,7 @@ class ALeRA(OnlineFactor):
                 coefficient = alpha / (math.sqrt(layer_sq[ell]) * scale)
                 torch._foreach_add_([self.path[k] for k in fed], [grads[k] for k in fed], alpha=coefficient)
             measured = [k for ell in live for k in self._layer_tensors[ell]]
-            path_norms = torch.stack(torch._foreach_norm([self.path[k] for k in measured])).double().tolist()
+            path_norms = torch.stack(torch._foreach_norm([self.path[k] for k in measured])).tolist()
         path_sq = [0.0] * len(self.rates)
         for k, n in zip(measured, path_norms):
             path_sq[self.layer_of[k]] += n * n

@@ -73,7 +73,8 @@ class Hypergradient(OnlineFactor):
         self.group_scale = [1.0] * ctx.num_groups
         self.previous_lr = [0.0] * ctx.num_groups  # η_{t−1} of each group: the LR of the last step
         #: θ_{t−1} − θ_t = η_{t−1}·s_{t−1} after a step; θ_t itself between the pre- and post-step hooks
-        self.displacement = [torch.zeros_like(p) for p in self.tensors]
+        self.displacement = [torch.zeros_like(p, memory_format=torch.contiguous_format) for p in self.tensors]
+        self._flat_displacement = [d.view(-1) for d in self.displacement]
         self.has_direction = False
         self.hypergradient = [0.0] * ctx.num_groups
 
@@ -111,11 +112,11 @@ class Hypergradient(OnlineFactor):
         grads = [self.tensors[k].grad for k in ks]
         moves = [self.displacement[k] for k in ks]
         # torch has no foreach dot product: one fused kernel per tensor (never a loop over elements).
-        dots = [torch.dot(g.reshape(-1), d.reshape(-1)) for g, d in zip(grads, moves)]
+        dots = [torch.dot(g.reshape(-1), self._flat_displacement[k]) for g, k in zip(grads, ks)]
         multiplicative = self.config["mode"] == "multiplicative"
         if multiplicative:
             dots += list(torch._foreach_norm(grads)) + list(torch._foreach_norm(moves))
-        values = torch.stack(dots).double().tolist()
+        values = torch.stack(dots).tolist()
         if not all(math.isfinite(v) for v in values):
             return False
         n, num_groups = len(ks), len(self.group_scale)
