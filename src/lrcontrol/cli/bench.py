@@ -258,58 +258,25 @@ def summary_cmd(
 
 
 def _summarize(records: list[dict[str, Any]]) -> Any:
-    try:
-        from lrcontrol.bench.metrics import summarize
-    except ImportError:
-        return _basic_summary(records)
-    return summarize(records)
+    from lrcontrol.bench import metrics
+
+    return metrics.summarize(records)
 
 
-def _basic_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Median final metric per (task, method) at its best LR; used until the metrics module lands."""
-    import statistics
-    from collections import defaultdict
+def _print_summary(summary: dict[str, Any]) -> None:
+    from lrcontrol.bench import metrics
 
-    cells: dict[tuple[str, str, float], list[float]] = defaultdict(list)
-    sign: dict[str, float] = {}
-    for r in records:
-        value = r["final_metric"]
-        good = value is not None and not r["diverged"]
-        cells[(r["task"], r["method"], r["lr"])].append(value if good else math.nan)
-        sign[r["task"]] = -1.0 if r["higher_is_better"] else 1.0
-    best: dict[tuple[str, str], tuple[float, float]] = {}
-    for (task, method, lr), values in cells.items():
-        finite = [v for v in values if math.isfinite(v)]
-        med = statistics.median(finite) if len(finite) == len(values) else math.inf * sign[task]
-        current = best.get((task, method))
-        if current is None or sign[task] * med < sign[task] * current[0]:
-            best[(task, method)] = (med, lr)
-    rows = [{"task": t, "method": m, "lr": lr, "median_final": v} for (t, m), (v, lr) in sorted(best.items())]
-    return {"per_task": rows}
-
-
-def _print_summary(summary: Any) -> None:
-    if not isinstance(summary, dict):
-        print_json(summary)
-        return
-    for section, rows in summary.items():
-        if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows):
-            table = Table(title=section.replace("_", " "))
-            columns = list(dict.fromkeys(k for r in rows for k in r))
-            for c in columns:
-                table.add_column(str(c))
-            for r in rows:
-                table.add_row(*(_cell(r.get(c)) for c in columns))
-            console.print(table)
-        elif isinstance(rows, dict) and rows and all(not isinstance(v, (dict, list)) for v in rows.values()):
-            table = Table(title=section.replace("_", " "))
-            table.add_column("")
-            table.add_column("value")
-            for k, v in rows.items():
-                table.add_row(str(k), _cell(v))
-            console.print(table)
-        else:
-            console.print(f"[bold]{section}[/]: {rows}", highlight=False)
+    console.print(metrics.summary_table(summary))
+    table = Table(title="per task: the best method (tuned over its LR grid, median over seeds)")
+    for column in ("task", "metric", "best method", "lr", "value"):
+        table.add_column(column)
+    for row in summary["per_task"]:
+        direction = "↑" if row["higher_is_better"] else "↓"
+        best = ", ".join(row["best_methods"])
+        table.add_row(
+            row["task"], f"{row['metric']} {direction}", best, _cell(row["best_lr"]), _cell(row["best_value"])
+        )
+    console.print(table)
 
 
 def _cell(value: Any) -> str:
