@@ -39,7 +39,8 @@ optimizer keeps its references), the buffers, the gradients, the modules' train/
 optimizer's state and param groups (LRs included, and Schedule-Free's train_mode), and the
 torch (CPU and CUDA), Python and NumPy random states. The optimizer's step hooks (for instance an
 lrcontrol controller's) are suspended during the sweep, so a controller attached to the optimizer
-does not see the sweep's steps. `find_lr` can therefore run in the middle of training:
+does not see the sweep's steps. The snapshot costs one copy of the parameters, buffers, gradients
+and optimizer state, on their own device. `find_lr` can therefore run in the middle of training:
 
     result = lrcontrol.find_lr(model, optimizer, lambda b: F.cross_entropy(model(b[0]), b[1]), loader)
     print(result.recommended, result.confident, result.reasons)
