@@ -78,6 +78,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any
 
@@ -86,6 +87,7 @@ import torch
 from lrcontrol.control.base import Context
 from lrcontrol.control.online import SAFEGUARD_PARAMS, OnlineFactor
 from lrcontrol.errors import LRControlError
+from lrcontrol.optim.modes import set_train_mode
 from lrcontrol.params import Param
 from lrcontrol.registry import register_factor
 
@@ -140,18 +142,27 @@ def _is_memoryless_sgd(optimizer: torch.optim.Optimizer, group: dict[str, Any]) 
 def _reference_optimizer(
     optimizer: torch.optim.Optimizer, group: dict[str, Any], flat: torch.Tensor
 ) -> torch.optim.Optimizer:
+    """A fresh optimizer of the same class and hyperparameters (not its state) on `flat`."""
     cls = type(optimizer)
+    # only constructor arguments: per-group state some optimizers keep in param_groups
+    # (D-Adaptation's d, DoG's r̄) belongs to the live run, not to the reference
+    accepted = inspect.signature(cls.__init__).parameters
+    hyper = {k: v for k, v in group.items() if k in accepted and k != "params"}
+    if "weight_decay" in hyper:
+        hyper["weight_decay"] = 0.0
+    for key, off in (("foreach", None), ("fused", False), ("capturable", False), ("differentiable", False)):
+        if key in hyper:
+            hyper[key] = off
     try:
-        ref = cls([flat], **dict(optimizer.defaults))
-    except TypeError:
-        ref = cls([flat])
-    ref.param_groups[0].update({k: v for k, v in group.items() if k != "params"})
-    if "weight_decay" in ref.param_groups[0]:
-        ref.param_groups[0]["weight_decay"] = 0.0
-    for key in ("foreach", "fused", "capturable", "differentiable"):
-        if key in ref.param_groups[0]:
-            ref.param_groups[0][key] = False if key != "foreach" else None
-    return ref
+        ref = cls([flat], **hyper)
+        set_train_mode(ref, True)  # Schedule-Free optimizers step only in train mode
+        return ref
+    except Exception as exc:  # an optimizer whose constructor does not take its own defaults back
+        raise LRControlError(
+            f"clara() builds its noise reference by running a fresh {cls.__name__} with the same "
+            f"hyperparameters, and that failed ({type(exc).__name__}: {exc}); use an optimizer whose "
+            "constructor accepts its param-group hyperparameters, or report it"
+        ) from exc
 
 
 def _burn_in(group: dict[str, Any]) -> int:
