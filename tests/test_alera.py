@@ -232,3 +232,25 @@ def test_the_examples_in_docs_online_md_run():
     namespace: dict = {}
     for block in blocks:
         exec(compile(block, str(docs), "exec"), namespace)  # the examples assert what they show
+
+
+def test_the_guard_stops_the_runaway_on_a_noise_free_sphere():
+    # Noise-free gradients all agree, so the rate climbs past the stability limit (METHODS.md §4.1).
+    def run(spec: str) -> tuple[float, float, float]:
+        torch.manual_seed(0)
+        theta = torch.randn(50, requires_grad=True)
+        optimizer, controller = lrcontrol.build([theta], f"sgd(lr=0.01) + {spec}")
+        losses = []
+        for _ in range(300):
+            loss = 0.5 * theta.pow(2).sum()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            controller.step(loss.detach())
+            losses.append(float(loss.detach()))
+        return losses[0], max(losses), losses[-1]
+
+    start, worst, _ = run("alera(alpha=0.1, C=0.01, guard=False)")
+    assert worst > 1e20 * start  # the runaway, unguarded
+    start, worst, end = run("alera(alpha=0.1, C=0.01)")
+    assert worst < 100 * start and end < 1e-6 * start

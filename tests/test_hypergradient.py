@@ -125,7 +125,8 @@ def test_composes_with_a_schedule():
 def test_eta_stays_positive_and_bounded():
     tensors = zeros()
     optimizer = torch.optim.SGD(tensors, lr=LR)
-    controller = lrcontrol.control(optimizer, "hypergradient(beta=100.0, min_scale=0.001, max_scale=5.0, guard=False)")
+    spec = "hypergradient(beta=100.0, min_scale=0.001, max_scale=5.0, max_change=1e12, guard=False)"
+    controller = lrcontrol.control(optimizer, spec)
     # g2·g1 = −6: the additive rule says η < 0, so η hits the floor; then g3·g2 = +6: η hits the ceiling
     flipped = [GRADS[0], ([-1.0, -2.0], [0.0, -1.0, 0.0]), ([-1.0, -2.0], [0.0, -1.0, 0.0])]
     used = run(optimizer, controller, tensors, flipped)
@@ -144,3 +145,36 @@ def test_non_finite_gradient_is_skipped_counted_and_restored():
     assert all(bool(torch.isfinite(p).all()) for p in tensors)
     assert not factor.has_direction  # after a restore the previous step is no direction of this run
     assert all(math.isfinite(lr) and lr > 0 for lr in controller.lrs)
+
+
+def test_one_step_moves_eta_by_at_most_max_change():
+    tensors = zeros()
+    optimizer = torch.optim.SGD(tensors, lr=LR)
+    controller = lrcontrol.control(optimizer, "hypergradient(beta=100.0, guard=False)")
+    flipped = [GRADS[0], ([-1.0, -2.0], [0.0, -1.0, 0.0]), ([-1.0, -2.0], [0.0, -1.0, 0.0])]
+    used = run(optimizer, controller, tensors, flipped)
+    assert [u[0] for u in used] == pytest.approx([LR, LR / 2, LR], rel=RTOL)  # halved, then doubled
+
+
+def sphere_run(spec: str, steps: int = 300) -> tuple[float, float]:
+    """SGD on the noise-free 50-d sphere f = ‖θ‖²/2 (METHODS.md §4.1's runaway case): (start, end) loss."""
+    torch.manual_seed(0)
+    theta = torch.randn(50, requires_grad=True)
+    optimizer, controller = lrcontrol.build([theta], f"sgd(lr=0.01) + {spec}")
+    start = 0.5 * float(theta.detach().pow(2).sum())
+    for _ in range(steps):
+        loss = 0.5 * theta.pow(2).sum()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        controller.step(loss.detach())
+    return start, 0.5 * float(theta.detach().pow(2).sum())
+
+
+def test_noise_free_sphere_converges_where_the_unlimited_rule_gets_stuck():
+    # β = 0.1 overshoots; the paper's unlimited additive rule then throws η onto its floor, where the
+    # float32 displacement is 0 and η can never climb back. The step limit keeps it adapting.
+    start, end = sphere_run("hypergradient(beta=0.1)")
+    assert end < 1e-6 * start
+    start, stuck = sphere_run("hypergradient(beta=0.1, max_change=1e12)")
+    assert stuck > 0.5 * start

@@ -22,7 +22,10 @@ In lrcontrol η is the group's whole LR, base × the other factors × this one; 
 
 Safeguards (the reference code's faults, fixed; shared with every online controller through
 `control/online.py`): η stays in [min_scale, max_scale] × base LR, so it can neither go negative nor
-drift upward without bound; a non-finite hypergradient (a non-finite gradient) skips the update and is
+drift upward without bound; one step moves η by at most a factor `max_change` (2) either way. With
+the paper's small β this never binds; it stops the additive rule from slamming η onto its floor after
+an overshoot (where g·s is large and negative), from where it could not climb back: at a tiny η the
+displacement θ_{t−1} − θ_t falls below float32 resolution, so s reads as 0; a non-finite hypergradient (a non-finite gradient) skips the update and is
 counted (`skipped`); the first step, which has no previous direction, is not adapted; the runaway
 guard (`guard=True`) restores the last healthy checkpoint and halves η on a loss blow-up or a
 non-finite loss or gradient, and then forgets the previous direction (the parameters jumped). Under
@@ -64,6 +67,13 @@ class Hypergradient(OnlineFactor):
             "additive: η += β·g·s; multiplicative: η ·= 1 + β·cos(g, s)",
             type="str",
             choices=("additive", "multiplicative"),
+        ),
+        Param(
+            "max_change",
+            2.0,
+            "largest factor by which η may move in one step, up or down (a safeguard; see the module doc)",
+            low=1.0,
+            low_open=True,
         ),
     ) + SAFEGUARD_PARAMS
     example = "hypergradient(beta=0.001)"
@@ -140,7 +150,9 @@ class Hypergradient(OnlineFactor):
                 h = dot[g] / self.previous_lr[g]
                 factor = 1.0 + beta * h / lr
             self.hypergradient[g] = h
-            proposal = self.group_scale[g] * factor if factor > 0.0 else low
+            limit = self.config["max_change"]
+            factor = min(max(factor, 1.0 / limit), limit) if math.isfinite(factor) else 1.0
+            proposal = self.group_scale[g] * factor
             new_scale = min(max(proposal, low), high) if math.isfinite(proposal) else self.group_scale[g]
             # This step already has its LR (the controller set it); give it η_t, as the paper does.
             group["lr"] = lr * (new_scale / self.group_scale[g])
