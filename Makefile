@@ -26,8 +26,11 @@ lint: setup
 test: lint
 	$(BIN)/python -m pytest -q -n 2
 
+# The main job: every method family on every task family (suites/quick.toml), then the summary.
+# Re-running continues where a stopped run left off; results stay in results/quick.db.
 bench: setup
-	$(BIN)/python examples/plain_loop.py
+	$(BIN)/lrcontrol sweep suites/quick.toml --store results/quick.db
+	$(BIN)/lrcontrol summary results/quick.db
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info
