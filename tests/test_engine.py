@@ -175,3 +175,14 @@ def test_evaluations_do_not_move_the_training_rng():
     engine._evaluate(instance, instance.model, opt, "val")
     assert torch.equal(before, torch.get_rng_state())
     assert math.isfinite(engine._evaluate(instance, instance.model, opt, "test")["loss"])
+
+
+def test_the_examples_in_docs_benchmark_run():
+    import re
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[1] / "docs" / "benchmark.md"
+    blocks = re.findall(r"```python\n(.*?)```", docs.read_text(), flags=re.S)
+    assert len(blocks) >= 3, "docs/benchmark.md lost its examples"
+    for block in blocks:
+        exec(compile(block, str(docs), "exec"), {})  # each example asserts what it shows
