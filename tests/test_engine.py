@@ -122,7 +122,13 @@ def test_a_kill_while_writing_a_checkpoint_leaves_the_previous_one_intact(tmp_pa
 
 @pytest.mark.parametrize(
     "spec",
-    ["sgd(lr=0.05) + constant()", "sgd(lr=0.05) + plateau(patience=0, gamma=0.5)", "adam(lr=0.05) + bold_driver()"],
+    [
+        "sgd(lr=0.05) + constant()",
+        "sgd(lr=0.05) + plateau(patience=0, gamma=0.5)",
+        "adam(lr=0.05) + bold_driver()",
+        "sf_adamw(lr=0.05)",  # evaluations swap Schedule-Free's parameters: they must not perturb training
+        "prodigy",
+    ],
 )
 def test_extending_a_finished_run_from_b_to_2b_matches_the_uninterrupted_2b_run(tmp_path, spec, monkeypatch):
     # A small MAX_POINTS makes the 2B run thin to a coarser stride than the B run: extension must re-thin.

@@ -40,7 +40,7 @@ import torch
 
 import lrcontrol
 from lrcontrol.errors import LRControlError
-from lrcontrol.optim.modes import eval_mode
+from lrcontrol.optim.modes import eval_mode, has_modes
 
 #: most training-loss points a trajectory keeps; longer runs record every 2^k-th step
 MAX_POINTS = 1024
@@ -118,10 +118,21 @@ def _finite_params(model: torch.nn.Module) -> bool:
 
 
 def _evaluate(instance: Any, model: torch.nn.Module, optimizer: torch.optim.Optimizer, split: str) -> dict[str, float]:
-    # fork_rng: evaluations (noisy functions draw fresh noise) must never move the training RNG, so a
-    # run evaluated at different points (a run extended from B) still trains on the same stream.
+    """Evaluate without disturbing training: a run evaluated at more points (one extended from B,
+    whose B run ended with an extra evaluation) must still train exactly like one that was not.
+
+    fork_rng: evaluations (noisy functions draw fresh noise) never move the training RNG.
+    Schedule-Free's eval()/train() swap the parameters with a lerp that is not exactly invertible in
+    floating point, so the parameters are restored bit for bit afterwards.
+    """
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    saved = [p.detach().clone() for p in params] if has_modes(optimizer) else None
     with torch.random.fork_rng(devices=[]), eval_mode(optimizer):
-        return {k: float(v) for k, v in instance.evaluate(model, split).items()}
+        metrics = {k: float(v) for k, v in instance.evaluate(model, split).items()}
+    if saved is not None:
+        with torch.no_grad():
+            torch._foreach_copy_(params, saved)
+    return metrics
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
