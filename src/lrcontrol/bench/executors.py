@@ -134,8 +134,15 @@ class _Recorder:
 
 
 def pending_runs(store: Store, runs: Iterable[RunSpec]) -> list[RunSpec]:
+    """The runs not yet in the store, interleaved across tasks: cheap and costly tasks then share the
+    progress bar from the start, so its ETA is honest early on."""
     done = store.finished_keys()
-    return [r for r in runs if r.key not in done]
+    by_task: dict[tuple[str, str], list[RunSpec]] = {}
+    for r in runs:
+        if r.key not in done:
+            by_task.setdefault((r.task, r.size), []).append(r)
+    queues = list(by_task.values())
+    return [q[i] for i in range(max(map(len, queues), default=0)) for q in queues if i < len(q)]
 
 
 def run_local(
