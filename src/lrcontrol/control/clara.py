@@ -282,32 +282,33 @@ class Clara(OnlineFactor):
         self.rate = auto_rate(ctx.total_steps)
 
     # -- the unit-step variant rescales the step just taken ------------------------------------
-    def transform_step(self, displacement: list[torch.Tensor], norms: torch.Tensor) -> None:
+    def transform_step(self, step: list[torch.Tensor], norms: list[float]) -> None:
         if self.config["variant"] != "unit":
             return
-        lrs = torch.tensor([self.step_lrs[g] for g in self.tensor_group], dtype=torch.float64, device=norms.device)
-        factors = torch.where(norms > 0, lrs / norms.clamp_min(1e-300), torch.zeros_like(norms))
-        torch._foreach_mul_(displacement, factors.tolist())
-        torch._foreach_add_(self._before, displacement)
-        torch._foreach_copy_(self.tensors, self._before)
-        norms.mul_(factors)
+        # θ_after + step = θ_before; then θ_before − η·step/‖step‖: the step has length η per tensor
+        lengths = [self.step_lrs[g] if n > 0 else 0.0 for g, n in zip(self.tensor_group, norms)]
+        torch._foreach_add_(self.tensors, step)
+        torch._foreach_mul_(step, [length / n if n > 0 else 0.0 for length, n in zip(lengths, norms)])
+        torch._foreach_sub_(self.tensors, step)
+        norms[:] = lengths
 
     # -- the update rule ------------------------------------------------------------------------
-    def adapt(self, displacement: list[torch.Tensor], norms: torch.Tensor, loss: float | None) -> None:
+    def adapt(self, step: list[torch.Tensor], norms: list[float], loss: float | None) -> None:
         c = self.config["c"]
-        norm_list = norms.tolist()
-        # ŝ = −Δθ/‖Δθ‖; a tensor that did not move this step keeps its path unchanged
-        torch._foreach_mul_(displacement, [-1.0 / n if n > 0 else 0.0 for n in norm_list])
-        torch._foreach_mul_(self.paths, [1.0 - c if n > 0 else 1.0 for n in norm_list])
-        torch._foreach_add_(self.paths, displacement, alpha=c)
+        # ŝ = step/‖step‖ = −Δθ/‖Δθ‖, then p ← (1 − c)·p + c·ŝ as one lerp; a tensor that did not move
+        # this step keeps its path unchanged
+        moved = [k for k, n in enumerate(norms) if n > 0]
+        directions = [step[k] for k in moved]
+        torch._foreach_mul_(directions, [1.0 / norms[k] for k in moved])
+        torch._foreach_lerp_([self.paths[k] for k in moved], directions, c)
         path_sq = torch.stack(torch._foreach_norm(self.paths)).double().square().sum().item()
         self.ratio = path_sq / self.mu_total
         self.zscore = (path_sq - self.mu_total) / self.sigma_total if self.sigma_total > 0 else 0.0
         if self.config["d"] == "auto":
-            step = self.rate * math.tanh(self.zscore / AUTO_Z0)
+            change = self.rate * math.tanh(self.zscore / AUTO_Z0)
         else:
-            step = self.config["d"] * (self.ratio - 1.0)
-        self.set_scale(self.scale * math.exp(step))
+            change = self.config["d"] * (self.ratio - 1.0)
+        self.set_scale(self.scale * math.exp(change))
 
     def on_restore(self) -> None:
         torch._foreach_zero_(self.paths)

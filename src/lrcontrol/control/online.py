@@ -5,14 +5,14 @@ An online controller watches the optimizer's own steps. `OnlineFactor` captures 
 optimizer's step hooks, for any `torch.optim.Optimizer`:
 
     on_pre_step:   θ_before ← θ                         (torch._foreach_copy_, buffers reused)
-    on_post_step:  Δθ = θ − θ_before,  ‖Δθ_k‖ per tensor k   (one host sync)
-    on_step(loss): adapt(Δθ, ‖Δθ‖, loss)  unless Δθ or the loss is non-finite  → η multiplier
+    on_post_step:  step = θ_before − θ  (in place, = −Δθ = η·s),  ‖step_k‖ per tensor k   (one host sync)
+    on_step(loss): adapt(step, ‖step‖, loss)  unless the step or the loss is non-finite  → η multiplier
 
 The direction of the step actually taken is s_k = −Δθ_k / η_group (METHODS.md §4); its normalised
 form ŝ_k = −Δθ_k/‖Δθ_k‖ does not depend on η at all. Adaptation is deferred from the post-step hook
 to `controller.step(loss)` so that a non-finite loss can veto it.
 
-Subclasses implement `adapt(displacement, norms, loss)` and call `self.set_scale(value)`; they can
+Subclasses implement `adapt(step, norms, loss)` and call `self.set_scale(value)`; they can
 extend `online_state()` / `load_online_state()` and `on_restore()`.
 
 Behaviour worth knowing
@@ -114,7 +114,7 @@ class OnlineFactor(Factor):
         self.restores = 0
         # transient, never saved: the state between the hooks and controller.step()
         self._before: list[torch.Tensor] | None = None
-        self._pending: tuple[list[torch.Tensor], torch.Tensor] | None = None
+        self._pending: tuple[list[torch.Tensor], list[float]] | None = None
         self._pending_bad = False
         self.step_lrs: list[float] = []
         # safeguard
@@ -149,20 +149,23 @@ class OnlineFactor(Factor):
 
     def on_post_step(self, optimizer: torch.optim.Optimizer) -> None:
         with torch.no_grad():
-            displacement = torch._foreach_sub(self.tensors, self._before)
-            norms = torch.stack(torch._foreach_norm(displacement)).to(torch.float64)
-            finite, moved = torch.stack((torch.isfinite(norms).all(), (norms > 0).any())).tolist()
-            if not finite:
+            # in place into the pre-step copy: step = θ_before − θ_after = η·s (no allocation per step)
+            step = self._before
+            torch._foreach_sub_(step, self.tensors)
+            norms = torch.stack(torch._foreach_norm(step)).tolist()  # the one host sync of the capture
+            if not all(math.isfinite(n) for n in norms):
                 self._pending, self._pending_bad = None, True
                 return
-            if not moved:  # nothing moved (zero gradients): no information, an idle step
+            if not any(n > 0 for n in norms):  # nothing moved (zero gradients): no information, an idle step
                 self._pending, self._pending_bad = None, False
                 return
-            self.transform_step(displacement, norms)
-        self._pending, self._pending_bad = (displacement, norms), False
+            self.transform_step(step, norms)
+        self._pending, self._pending_bad = (step, norms), False
 
-    def transform_step(self, displacement: list[torch.Tensor], norms: torch.Tensor) -> None:
-        """Hook for variants that change the step just taken (CLARA's unit step); default: nothing."""
+    def transform_step(self, step: list[torch.Tensor], norms: list[float]) -> None:
+        """Hook for variants that change the step just taken (CLARA's unit step); default: nothing.
+
+        `step[k]` = θ_before − θ_after and `norms[k]` = ‖step[k]‖; both may be changed in place."""
 
     # -- the per-step call -----------------------------------------------------------------------
     def on_step(self, t: int, loss: float | None) -> None:
@@ -182,8 +185,9 @@ class OnlineFactor(Factor):
         if self.config["guard"] and loss is not None:
             self._guard(loss, moved=pending is not None)
 
-    def adapt(self, displacement: list[torch.Tensor], norms: torch.Tensor, loss: float | None) -> None:
-        """Update the controller from one finite step: Δθ per tensor and ‖Δθ‖ (float64, on device)."""
+    def adapt(self, step: list[torch.Tensor], norms: list[float], loss: float | None) -> None:
+        """Update the controller from one finite step: step[k] = θ_before − θ_after = η·s_k (a buffer the
+        controller may overwrite; it is reused for the next step) and norms[k] = ‖step[k]‖."""
         raise NotImplementedError
 
     # -- runaway safeguard -----------------------------------------------------------------------
