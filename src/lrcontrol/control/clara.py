@@ -36,10 +36,11 @@ fed gradients that carry no information (i.i.d. N(0, I) noise), for a tensor of 
   depends on N (0.6 at N = 2), and no closed form covers every optimizer, so the reference is
   *estimated once at attach time* by a Monte-Carlo run of the attached optimizer's own class with
   the same hyperparameters (weight decay set to 0: the reference carries no information) on
-  N(0, I) gradients: every distinct tensor size is simulated as many independent rows of one flat
-  parameter, rows are normalised with segment sums (vectorised, one optimizer step per MC step),
-  the path recursion runs on the rows, and after a burn-in the mean and standard deviation of
-  ‖p‖² per size give μ_k and σ_k. Sizes above 4096 reuse the 4096 estimate for μ (the finite-size
+  N(0, I) gradients: every distinct tensor size n is simulated as ⌈8192/n⌉ independent rows of one
+  flat parameter (one optimizer step per MC step; rows normalised as [rows, n] views, no loop over
+  rows or elements), the path recursion runs on the rows, and after a burn-in of five momentum time
+  constants (at least 100 steps) the mean and standard deviation of ‖p‖² over 300 steps and all rows
+  give μ_k and σ_k (statistical error ≈ 0.1 % on μ). Sizes above 4096 reuse the 4096 estimate for μ (the finite-size
   correction is O(1/N)) and scale σ as 1/√N. Results are cached per (optimizer class,
   hyperparameters, c, size), use a private RNG (the caller's RNG streams are untouched) and are
   deterministic. This requires an optimizer that acts elementwise (SGD, Adam, AdamW, RMSprop,
