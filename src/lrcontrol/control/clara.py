@@ -41,9 +41,8 @@ fed gradients that carry no information (i.i.d. N(0, I) noise), for a tensor of 
   rows or elements), the path recursion runs on the rows, and after a burn-in of five momentum time
   constants (at least 100 steps) the mean and standard deviation of ‖p‖² over 300 steps and all rows
   give μ_k and σ_k (statistical error on μ about 0.2 % or less). Sizes above 4096 reuse the 4096
-  estimate for μ (the finite-size
-  correction is O(1/N)) and scale σ as 1/√N. Results are cached per (optimizer class,
-  hyperparameters, c, size), use a private RNG (the caller's RNG streams are untouched) and are
+  estimate for μ (the finite-size correction is O(1/N)) and scale σ as 1/√N. Results are cached
+  per (optimizer class, hyperparameters, c, size), use a private RNG (the caller's RNG streams are untouched) and are
   deterministic. This requires an optimizer that acts elementwise (SGD, Adam, AdamW, RMSprop,
   Adagrad, Lion, …), which is what the "same optimizer driven by noise" reference means.
 
