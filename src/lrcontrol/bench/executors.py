@@ -161,38 +161,41 @@ def run_local(
     restarts = 0
     context = worker_context()
     lifeline, keep_alive = context.Pipe(duplex=False)
-    while todo:
-        pool = ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=context,
-            initializer=init_worker,
-            initargs=(lrcontrol_environment(), lifeline),
-        )
-        futures: dict[Future, RunSpec] = {}
-        try:
-            futures = {pool.submit(train_one, r, checkpoint_dir, checkpoint_seconds): r for r in todo}
-            remaining = set(futures)
-            while remaining:
-                finished, remaining = wait(remaining, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    recorder(futures[future], future.result())
-            todo = []
-        except BrokenProcessPool:
-            # A worker died (killed, out of memory): replace the pool; runs in flight resume from checkpoints.
-            restarts += 1
-            if restarts > MAX_POOL_RESTARTS:
-                raise LRControlError(
-                    f"worker processes died {restarts} times; the store keeps {recorder.recorded} runs from this "
-                    "call — check memory, then run the sweep again to continue"
-                ) from None
-            todo = pending_runs(store, runs)
-        except KeyboardInterrupt:
-            _stop(pool)
-            raise Interrupted(len(runs) - len(pending_runs(store, runs)), len(runs)) from None
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-    keep_alive.close()
-    lifeline.close()
+    try:
+        while todo:
+            pool = ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=context,
+                initializer=init_worker,
+                initargs=(lrcontrol_environment(), lifeline),
+            )
+            try:
+                futures: dict[Future, RunSpec] = {
+                    pool.submit(train_one, r, checkpoint_dir, checkpoint_seconds): r for r in todo
+                }
+                remaining = set(futures)
+                while remaining:
+                    finished, remaining = wait(remaining, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        recorder(futures[future], future.result())
+                todo = []
+            except BrokenProcessPool:
+                # A worker died (killed, out of memory): replace the pool; runs in flight resume from checkpoints.
+                restarts += 1
+                if restarts > MAX_POOL_RESTARTS:
+                    raise LRControlError(
+                        f"worker processes died {restarts} times; the store keeps {recorder.recorded} runs from this "
+                        "call — check memory, then run the sweep again to continue"
+                    ) from None
+                todo = pending_runs(store, runs)
+            except KeyboardInterrupt:
+                _stop(pool)
+                raise Interrupted(len(runs) - len(pending_runs(store, runs)), len(runs)) from None
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+    finally:
+        keep_alive.close()
+        lifeline.close()
     return Outcome(len(runs), skipped, recorder.recorded, recorder.diverged)
 
 
