@@ -30,6 +30,11 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
+def recorded(store_path: Path) -> int:
+    with Store(store_path) as db:
+        return db.count()
+
+
 def comparable(store_path: Path) -> dict[str, dict]:
     """Each run's results, keyed by run key, without what legitimately varies (wall times, dates)."""
     with Store(store_path) as db:
@@ -183,3 +188,37 @@ def test_a_dask_worker_with_several_threads_is_refused(sweep_file, tmp_path):
         with Store(tmp_path / "s.db") as db:
             with pytest.raises(LRControlError, match="nthreads 1"):
                 executors.run_dask(load_sweep(sweep_file).runs(), db, cluster.scheduler_address)
+
+
+def test_a_worker_killed_from_outside_at_an_arbitrary_moment_changes_nothing(sweep_file, tmp_path):
+    """kill -9 from outside, not at a chosen point: whatever the worker was doing, the results stand."""
+    import threading
+    import time
+
+    psutil = pytest.importorskip("psutil")
+    runs = load_sweep(sweep_file, budget=300).runs()
+    with Store(tmp_path / "ref.db") as db:
+        executors.run_local(runs, db, workers=2)
+    outcome: list = []
+
+    def sweep() -> None:
+        with Store(tmp_path / "s.db") as db:
+            outcome.append(
+                executors.run_local(runs, db, workers=2, checkpoint_dir=str(tmp_path / "ck"), checkpoint_seconds=0)
+            )
+
+    thread = threading.Thread(target=sweep)
+    thread.start()
+    me, killed = psutil.Process(), None
+    deadline = time.monotonic() + 60
+    while killed is None and thread.is_alive() and time.monotonic() < deadline:
+        # Workers are forked by the fork server, a child of this process: they are its grandchildren.
+        workers = [p for p in me.children(recursive=True) if p.ppid() != me.pid]
+        if workers and (tmp_path / "s.db").exists() and recorded(tmp_path / "s.db") >= 1:
+            killed = workers[0].pid
+            os.kill(killed, 9)
+        time.sleep(0.05)
+    thread.join(timeout=120)
+    assert killed is not None, "the sweep finished before a worker could be killed"
+    assert outcome and outcome[0].recorded == RUNS
+    assert comparable(tmp_path / "s.db") == comparable(tmp_path / "ref.db")
