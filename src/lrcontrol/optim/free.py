@@ -43,6 +43,7 @@ import torch
 
 from lrcontrol.errors import LRControlError
 from lrcontrol.optim import EFFECTIVE_LR
+from lrcontrol.optim.torch_optim import BETAS
 from lrcontrol.params import Param
 from lrcontrol.registry import register_optimizer
 
@@ -75,16 +76,6 @@ def weight_decay_param(doc: str = "L2 penalty added to the gradient") -> Param:
     return Param("weight_decay", 0.0, doc, low=0.0)
 
 
-BETAS = Param(
-    "betas",
-    (0.9, 0.999),
-    "coefficients of the moving averages of the gradient and its square",
-    type="floats",
-    length=2,
-    low=0.0,
-    high=1.0,
-    high_open=True,
-)
 _D0 = Param(
     "d0", 1e-6, "initial estimate of the distance to the solution (rarely needs changing)", low=0.0, low_open=True
 )

@@ -19,7 +19,7 @@ def _lr(default: float) -> Param:
 
 _WD = Param("weight_decay", 0.0, "L2 penalty (decoupled for adamw)", low=0.0)
 _EPS = Param("eps", 1e-8, "term added to the denominator for stability", low=0.0, low_open=True)
-_BETAS = Param(
+BETAS = Param(
     "betas",
     (0.9, 0.999),
     "coefficients of the moving averages of the gradient and its square",
@@ -63,7 +63,7 @@ def sgd(params: Any, **kw: Any) -> torch.optim.Optimizer:
 
 @register_optimizer(
     "adam",
-    (_lr(1e-3), _BETAS, _EPS, _WD, Param("amsgrad", False, "use the AMSGrad variant", type="bool"), _FOREACH),
+    (_lr(1e-3), BETAS, _EPS, _WD, Param("amsgrad", False, "use the AMSGrad variant", type="bool"), _FOREACH),
     "Adam (torch.optim.Adam).",
     example="adam(lr=3e-4)",
 )
@@ -75,7 +75,7 @@ def adam(params: Any, **kw: Any) -> torch.optim.Optimizer:
     "adamw",
     (
         _lr(1e-3),
-        _BETAS,
+        BETAS,
         _EPS,
         Param("weight_decay", 0.01, "decoupled weight decay", low=0.0),
         Param("amsgrad", False, "use the AMSGrad variant", type="bool"),
@@ -92,7 +92,7 @@ def adamw(params: Any, **kw: Any) -> torch.optim.Optimizer:
     "nadam",
     (
         _lr(2e-3),
-        _BETAS,
+        BETAS,
         _EPS,
         _WD,
         Param("momentum_decay", 4e-3, "momentum decay", low=0.0),
@@ -109,7 +109,7 @@ def nadam(params: Any, **kw: Any) -> torch.optim.Optimizer:
     "radam",
     (
         _lr(1e-3),
-        _BETAS,
+        BETAS,
         _EPS,
         _WD,
         Param("decoupled_weight_decay", False, "decouple the weight decay as in AdamW", type="bool"),

@@ -9,12 +9,14 @@ computed in chunks so memory stays flat.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from lrcontrol.errors import LRControlError
-from lrcontrol.tasks.base import Task, TaskInstance, check_split, evaluating
+from lrcontrol.tasks.base import Task, TaskInstance, check_split, count_parameters, evaluating
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 EVAL_CHUNK = 2048
@@ -74,3 +76,23 @@ def mlp(sizes: list[int]) -> torch.nn.Sequential:
             layers.append(torch.nn.ReLU())
         layers.append(torch.nn.Linear(fan_in, fan_out))
     return torch.nn.Sequential(*layers)
+
+
+def classification_meta(
+    task: Task, train_labels: Any, val_size: int, model: torch.nn.Module, classes: int, input_dim: int
+) -> dict[str, float | int | str]:
+    """The static meta-features every classification task reports (the same keys across families)."""
+    counts = np.bincount(np.asarray(train_labels), minlength=classes)
+    train = int(counts.sum())
+    return {
+        **task.base_meta(),
+        "kind": "classification",
+        "model": task.model,
+        "params": count_parameters(model),
+        "examples": train,
+        "val_examples": val_size,
+        "classes": classes,
+        "input_dim": input_dim,
+        "class_imbalance": float(counts.max() / max(counts.min(), 1)),
+        "epochs": task.budget * task.batch_size / train,
+    }

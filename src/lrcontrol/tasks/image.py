@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from lrcontrol.data import fashion_mnist
-from lrcontrol.tasks.base import Task, count_parameters, seeded
-from lrcontrol.tasks.classification import ClassificationInstance, mlp
+from lrcontrol.tasks.base import Task, seeded
+from lrcontrol.tasks.classification import ClassificationInstance, classification_meta, mlp
 from lrcontrol.tasks.registry import register_task
 
 IMAGE_VERSION = "1"
@@ -102,20 +102,7 @@ class ImageTask(Task):
 
     def meta_features(self) -> dict[str, float | int | str]:
         splits, _, _ = image_splits(self.size)
-        train = len(splits["train"][1])
-        counts = np.bincount(splits["train"][1].numpy(), minlength=10)
-        return {
-            **self.base_meta(),
-            "kind": "classification",
-            "model": self.model,
-            "params": count_parameters(self._model()),
-            "examples": train,
-            "val_examples": len(splits["val"][1]),
-            "classes": 10,
-            "input_dim": 784,
-            "class_imbalance": float(counts.max() / counts.min()),
-            "epochs": self.budget * self.batch_size / train,
-        }
+        return classification_meta(self, splits["train"][1].numpy(), len(splits["val"][1]), self._model(), 10, 784)
 
 
 def make_image(model: str, size: str = "default") -> ImageTask:

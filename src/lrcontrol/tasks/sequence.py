@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from lrcontrol.data import mnist1d
-from lrcontrol.tasks.base import Task, count_parameters, seeded
-from lrcontrol.tasks.classification import ClassificationInstance, mlp
+from lrcontrol.tasks.base import Task, seeded
+from lrcontrol.tasks.classification import ClassificationInstance, classification_meta, mlp
 from lrcontrol.tasks.registry import register_task
 
 SEQUENCE_VERSION = "1"
@@ -88,20 +88,7 @@ class SequenceTask(Task):
 
     def meta_features(self) -> dict[str, float | int | str]:
         splits = signal_splits(self.size)
-        train = len(splits["train"][1])
-        counts = np.bincount(splits["train"][1].numpy(), minlength=10)
-        return {
-            **self.base_meta(),
-            "kind": "classification",
-            "model": self.model,
-            "params": count_parameters(self._model()),
-            "examples": train,
-            "val_examples": len(splits["val"][1]),
-            "classes": 10,
-            "input_dim": 40,
-            "class_imbalance": float(counts.max() / counts.min()),
-            "epochs": self.budget * self.batch_size / train,
-        }
+        return classification_meta(self, splits["train"][1].numpy(), len(splits["val"][1]), self._model(), 10, 40)
 
 
 def make_sequence(model: str, size: str = "default") -> SequenceTask:

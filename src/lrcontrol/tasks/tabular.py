@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from lrcontrol.data.tabular import KEEL_SETS, SKLEARN_SETS, load_tabular
-from lrcontrol.tasks.base import Task, count_parameters, seeded
-from lrcontrol.tasks.classification import ClassificationInstance, mlp
+from lrcontrol.tasks.base import Task, seeded
+from lrcontrol.tasks.classification import ClassificationInstance, classification_meta, mlp
 from lrcontrol.tasks.registry import register_task
 
 TABULAR_VERSION = "1"
@@ -99,21 +99,11 @@ class TabularTask(Task):
         return ClassificationInstance(self, model, splits)
 
     def meta_features(self) -> dict[str, float | int | str]:
-        inputs, classes, train = self._shape()
+        inputs, classes, _ = self._shape()
         splits = standardised_splits(self.dataset)
-        counts = np.bincount(splits["train"][1], minlength=classes)
-        return {
-            **self.base_meta(),
-            "kind": "classification",
-            "model": self.model,
-            "params": count_parameters(self._model(inputs, classes)),
-            "examples": train,
-            "val_examples": len(splits["val"][1]),
-            "classes": classes,
-            "input_dim": inputs,
-            "class_imbalance": float(counts.max() / max(counts.min(), 1)),
-            "epochs": self.budget * self.batch_size / train,
-        }
+        return classification_meta(
+            self, splits["train"][1], len(splits["val"][1]), self._model(inputs, classes), classes, inputs
+        )
 
 
 def make_tabular(dataset: str, model: str, size: str = "default") -> TabularTask:
