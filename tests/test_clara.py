@@ -11,6 +11,7 @@ import torch
 import lrcontrol
 from lrcontrol.control.clara import (
     AUTO_RATE,
+    AUTO_RHO,
     AUTO_Z0,
     Clara,
     auto_rate,
@@ -84,7 +85,8 @@ def test_auto_d_rule_matches_hand_computation():
     params, lrs, factor = _run_by_hand_rig("sgd(lr=0.1) + clara(d='auto')")
     sigmas = [2 * SGD_MU * (1 - C) / math.sqrt((1 + (1 - C) ** 2) * n) for n in (6, 4)]  # exact σ, METHODS §4.1
     sigma_total = math.sqrt(sum(s * s for s in sigmas))
-    rule = lambda path_sq: AUTO_RATE * math.tanh((path_sq - 2 * SGD_MU) / sigma_total / AUTO_Z0)  # noqa: E731
+    z0 = max(AUTO_Z0, AUTO_RHO * 2 * SGD_MU / sigma_total)
+    rule = lambda path_sq: AUTO_RATE * math.tanh((path_sq - 2 * SGD_MU) / sigma_total / z0)  # noqa: E731
     exp_params, exp_lrs = _expected(lambda step: GRADS[step], 0.1, rule)
     _check(params, lrs, exp_params, exp_lrs)
     assert factor.sigma_total == pytest.approx(sigma_total, rel=1e-12)
@@ -94,6 +96,15 @@ def test_auto_rate_crosses_six_decades_in_a_quarter_of_the_run():
     assert auto_rate(None) == AUTO_RATE
     assert auto_rate(1000) == pytest.approx(4 * math.log(1e6) / 1000)
     assert auto_rate(100) == 0.2 and auto_rate(10**6) == 0.02
+
+
+def test_auto_saturation_never_starts_before_r_minus_one_reaches_rho():
+    """On a large model the path is nearly noise-free; z_0 then follows R − 1 = ±ρ, not 2σ."""
+    tensors = [torch.nn.Parameter(torch.zeros(n)) for n in (50_000, 500, 10)]
+    _, ctl = lrcontrol.build(tensors, "sgd(lr=0.1) + clara(d='auto')")
+    factor = ctl.factors[-1]
+    assert factor.mu_total / factor.sigma_total > AUTO_Z0 / AUTO_RHO
+    assert factor.auto_z0 == pytest.approx(AUTO_RHO * factor.mu_total / factor.sigma_total)
 
 
 def test_adam_update_rule_uses_adams_own_normalised_steps():
