@@ -76,7 +76,7 @@ class Trajectory:
     diverged_step: int | None = None
     diverged_reason: str = ""
     extra_steps: int = 0
-    wall_time: float = 0.0
+    wall_time: float = 0.0  # seconds of training and evaluation (building the model and optimizer excluded)
     observables: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -196,7 +196,6 @@ def run(
         raise LRControlError(f"budget must be a positive number of steps, got {budget!r}")
     if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < budget:
         raise LRControlError(f"horizon must be an integer number of steps ≥ the budget ({budget}), got {horizon!r}")
-    started = time.perf_counter()
     instance = task.build(seed)
     model = instance.model
     resources = {
@@ -206,6 +205,9 @@ def run(
         "task": task,
     }
     optimizer, controller = lrcontrol.build(model.parameters(), spec, total_steps=horizon, resources=resources)
+    # The clock starts after building: a process's first optimizer imports torch._dynamo (seconds),
+    # which is not the method's cost.
+    started = time.perf_counter()
     trajectory = Trajectory(task.key, controller.spec, seed, budget, horizon, stride=stride_for(budget))
     torch.manual_seed(seed)
 
