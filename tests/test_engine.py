@@ -192,3 +192,9 @@ def test_the_examples_in_docs_benchmark_run():
     assert len(blocks) >= 3, "docs/benchmark.md lost its examples"
     for block in blocks:
         exec(compile(block, str(docs), "exec"), {})  # each example asserts what it shows
+
+
+def test_a_finder_gets_the_engine_resources_and_its_probe_steps_are_counted():
+    t = run(get_task("iris-logreg", "smoke"), "sgd(lr=0.01) + lr_from_finder(steps=20)", seed=0)
+    assert t.extra_steps == 20
+    assert t.lrs[0] == t.lrs[-1] != [0.01]  # the first step already ran at the LR the range test chose

@@ -251,11 +251,13 @@ def run(
     model.train()
 
     for t in range(start, budget):
-        lrs = controller.lrs
         loss = instance.loss(model, next(batches))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        lrs = [
+            float(group["lr"]) for group in optimizer.param_groups
+        ]  # what this step used (a finder sets it in a hook)
         controller.step(loss)
         value = float(loss.detach())
         trajectory.steps = t + 1
