@@ -198,3 +198,14 @@ def test_a_finder_gets_the_engine_resources_and_its_probe_steps_are_counted():
     t = run(get_task("iris-logreg", "smoke"), "sgd(lr=0.01) + lr_from_finder(steps=20)", seed=0)
     assert t.extra_steps == 20
     assert t.lrs[0] == t.lrs[-1] != [0.01]  # the first step already ran at the LR the range test chose
+
+
+def test_a_run_killed_after_its_last_step_but_before_its_final_checkpoint_resumes_complete(tmp_path):
+    # The budget is a multiple of eval_every: the last step is an evaluation, but its checkpoint must
+    # not be taken there (it would lack the test metrics and look like a finished run).
+    checkpoint, spec = tmp_path / "run.pt", "sgd(lr=0.05)"
+    assert crash_at("step-50", tmp_path, spec, 50, checkpoint) == -9
+    assert torch.load(checkpoint, weights_only=False)["steps"] == 40
+    resumed = run(get_task(NOISY, "smoke"), spec, 0, 50, checkpoint=checkpoint)
+    assert resumed.test
+    same(resumed, run(get_task(NOISY, "smoke"), spec, 0, 50))

@@ -285,7 +285,10 @@ def run(
         if reason is not None:
             trajectory.diverged, trajectory.diverged_step, trajectory.diverged_reason = True, t + 1, reason
             break
-        if checkpoint is not None and evaluate_now and time.perf_counter() - last_saved >= checkpoint_seconds:
+        # Not at the last step: the final checkpoint, with the test metrics, is written below, and a
+        # checkpoint at the budget must always be a complete run.
+        periodic = evaluate_now and t + 1 < budget and time.perf_counter() - last_saved >= checkpoint_seconds
+        if checkpoint is not None and periodic:
             snapshot()
             last_saved = time.perf_counter()
         fault_point(f"step-{t + 1}")
