@@ -140,9 +140,12 @@ def test_the_sweep_killed_while_writing_the_store_restarts_to_the_uninterrupted_
     with Store(store) as db:
         assert db.integrity_ok()
         assert db.count() == 0  # the run being written is not half there
-        outcome = executors.run_local(load_sweep(sweep_file).runs(), db, workers=2)
+        checkpoints = Path(str(store) + ".checkpoints")  # the CLI's default; the killed run's final one is there
+        assert list(checkpoints.glob("*.pt"))
+        outcome = executors.run_local(load_sweep(sweep_file).runs(), db, workers=2, checkpoint_dir=str(checkpoints))
     assert outcome.recorded == RUNS
     assert comparable(store) == reference
+    assert not list(checkpoints.glob("*.pt"))
 
 
 def test_ctrl_c_stops_cleanly_and_the_next_call_continues(sweep_file, reference, tmp_path):

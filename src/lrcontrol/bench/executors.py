@@ -123,6 +123,12 @@ class _Recorder:
         self.on_done = on_done
         self.get_task = get_task
         self.recorded = self.diverged = 0
+        if checkpoint_dir is not None and not keep_checkpoints and Path(checkpoint_dir).is_dir():
+            # A crash between recording a run and deleting its checkpoint leaves the file behind.
+            finished = store.finished_keys()
+            for path in Path(checkpoint_dir).glob("*.pt"):
+                if path.stem in finished:
+                    path.unlink(missing_ok=True)
 
     def __call__(self, run: RunSpec, trajectory: Trajectory) -> None:
         self.store.record(self.get_task(run.task, run.size), trajectory, sweep=run.sweep)
