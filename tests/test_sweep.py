@@ -180,7 +180,7 @@ def test_a_dask_local_cluster_gives_the_same_results_as_local_workers(sweep_file
 def test_an_unreachable_scheduler_is_a_clear_error(sweep_file, tmp_path):
     with Store(tmp_path / "s.db") as db:
         with pytest.raises(LRControlError, match="cannot reach the Dask scheduler"):
-            executors.run_dask(load_sweep(sweep_file).runs(), db, "tcp://127.0.0.1:1")
+            executors.run_dask(load_sweep(sweep_file).runs(), db, "tcp://127.0.0.1:1", connect_timeout=1)
 
 
 def test_a_dask_worker_with_several_threads_is_refused(sweep_file, tmp_path):

@@ -221,6 +221,7 @@ def run_dask(
     checkpoint_seconds: float = 30.0,
     keep_checkpoints: bool = False,
     on_done: Callable[[RunSpec, Trajectory], None] = lambda r, t: None,
+    connect_timeout: float = 10.0,
 ) -> Outcome:
     """Run on the Dask cluster at `address` (e.g. tcp://10.0.0.5:8786); results come back here.
 
@@ -238,7 +239,7 @@ def run_dask(
     skipped = len(runs) - len(todo)
     recorder = _Recorder(store, checkpoint_dir, keep_checkpoints, on_done)
     try:
-        client = Client(address, timeout="10s")
+        client = Client(address, timeout=f"{connect_timeout}s")
     except (OSError, TimeoutError) as exc:
         raise LRControlError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
     futures = []
