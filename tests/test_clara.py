@@ -242,3 +242,27 @@ def test_composes_with_warmup():
     assert clara[0] > 10  # CLARA raised η on top of the warmed-up base
     assert ratio < 0.1
     assert isinstance(ctl.factors[-1], Clara)
+
+
+def test_the_scaled_path_is_the_path_and_old_states_still_load():
+    """p is kept as a·z; `paths` gives p back, and a state that stored p itself (lrcontrol 0.1.0) loads."""
+    params, lrs, factor = _run_by_hand_rig("sgd(lr=0.1) + clara(d=0.01, guard=False)")
+    # by hand: p ← (1 − c)·p + c·ŝ over the three steps, from the recorded parameters
+    previous = [np.zeros(s) for s in SHAPES]
+    paths = [np.zeros(s) for s in SHAPES]
+    for step_params in params:
+        for k, (new, old) in enumerate(zip(step_params, previous)):
+            move = old - new
+            paths[k] = (1 - C) * paths[k] + C * move / np.linalg.norm(move)
+        previous = step_params
+    for mine, theirs in zip(factor.paths, paths):
+        np.testing.assert_allclose(mine.numpy(), theirs, rtol=1e-12, atol=1e-15)
+
+    state = factor.state_dict()
+    old_format = dict(state["online"])
+    old_format["paths"] = [p.clone() for p in factor.paths]
+    del old_format["scaled_paths"], old_format["path_scales"]
+    factor.load_state_dict({**state, "online": old_format})
+    for mine, theirs in zip(factor.paths, paths):
+        np.testing.assert_allclose(mine.numpy(), theirs, rtol=1e-12, atol=1e-15)
+    assert factor.path_scales == [1.0, 1.0]

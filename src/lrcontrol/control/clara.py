@@ -286,7 +286,9 @@ class Clara(OnlineFactor):
         self.sigma_total = math.sqrt(math.fsum(s * s for s in sigmas))
         if not (self.mu_total > 0 and math.isfinite(self.mu_total)):
             raise LRControlError(f"clara(): the noise reference of {type(ctx.optimizer).__name__} gave μ = 0")
-        self.paths = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.tensors]
+        # the path p^k is stored as scale_k·z^k (see `adapt`): z^k a tensor, scale_k a float
+        self.scaled_paths = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.tensors]
+        self.path_scales = [0.0] * len(self.tensors)
         self.ratio = 0.0
         self.zscore = 0.0
         self.rate = auto_rate(ctx.total_steps)
@@ -307,13 +309,21 @@ class Clara(OnlineFactor):
     # -- the update rule ------------------------------------------------------------------------
     def adapt(self, step: list[torch.Tensor], norms: list[float], loss: float | None) -> None:
         c = self.config["c"]
-        # ŝ = step/‖step‖ = −Δθ/‖Δθ‖, then p ← (1 − c)·p + c·ŝ as one lerp; a tensor that did not move
-        # this step keeps its path unchanged
+        # p ← (1 − c)·p + c·step/‖step‖, with p stored as p = a·z (a float a, a tensor z). Then
+        #     a ← (1 − c)·a + c/‖step‖,   z ← lerp(z, step, w) = (1 − w)·z + w·step,   w = (c/‖step‖)/a_new
+        # is the same recursion (a_new·(1 − w) = (1 − c)·a, a_new·w = c/‖step‖) in one pass over the
+        # tensors (a foreach lerp with one weight per tensor) instead of two (normalise, then lerp):
+        # about a tenth of an AdamW step less (docs/performance.md). p_0 = 0 is a = 0, z = 0 (w = 1
+        # at the first step). A tensor that did not move this step keeps its path unchanged.
         moved = [k for k, n in enumerate(norms) if n > 0]
-        directions = [step[k] for k in moved]
-        torch._foreach_mul_(directions, [1.0 / norms[k] for k in moved])
-        torch._foreach_lerp_([self.paths[k] for k in moved], directions, c)
-        path_sq = torch.stack(torch._foreach_norm(self.paths)).double().square().sum().item()
+        weights = []
+        for k in moved:
+            gain = c / norms[k]
+            self.path_scales[k] = (1.0 - c) * self.path_scales[k] + gain
+            weights.append(gain / self.path_scales[k])
+        torch._foreach_lerp_([self.scaled_paths[k] for k in moved], [step[k] for k in moved], weights)
+        z_norms = torch.stack(torch._foreach_norm(self.scaled_paths)).tolist()
+        path_sq = math.fsum((a * n) ** 2 for a, n in zip(self.path_scales, z_norms))
         self.ratio = path_sq / self.mu_total
         self.zscore = (path_sq - self.mu_total) / self.sigma_total if self.sigma_total > 0 else 0.0
         if self.config["d"] == "auto":
@@ -322,19 +332,37 @@ class Clara(OnlineFactor):
             change = self.config["d"] * (self.ratio - 1.0)
         self.set_scale(self.scale * math.exp(change))
 
+    @property
+    def paths(self) -> list[torch.Tensor]:
+        """The paths p^k themselves (new tensors; the controller keeps them in scaled form)."""
+        return [a * z for a, z in zip(self.path_scales, self.scaled_paths)]
+
     def on_restore(self) -> None:
-        torch._foreach_zero_(self.paths)
+        torch._foreach_zero_(self.scaled_paths)
+        self.path_scales = [0.0] * len(self.scaled_paths)
 
     # -- observables and state ----------------------------------------------------------------
     def observables(self) -> dict[str, Any]:
         return {**super().observables(), "ratio": self.ratio, "zscore": self.zscore}
 
     def online_state(self) -> dict[str, Any]:
-        return {"paths": [p.clone() for p in self.paths], "ratio": self.ratio, "zscore": self.zscore}
+        return {
+            "scaled_paths": [z.clone() for z in self.scaled_paths],
+            "path_scales": list(self.path_scales),
+            "ratio": self.ratio,
+            "zscore": self.zscore,
+        }
 
     def load_online_state(self, state: dict[str, Any]) -> None:
-        self.paths = [
-            saved.clone().to(device=p.device, dtype=p.dtype) for saved, p in zip(state["paths"], self.tensors)
-        ]
+        if "scaled_paths" in state:
+            saved, scales = state["scaled_paths"], [float(a) for a in state["path_scales"]]
+        else:  # the state of lrcontrol ≤ 0.1 kept p itself: p = 1·p
+            saved, scales = state["paths"], [1.0] * len(state["paths"])
+        if len(saved) != len(self.tensors):
+            raise LRControlError(
+                f"clara(): this state has paths for {len(saved)} tensors but the optimizer has {len(self.tensors)}"
+            )
+        self.scaled_paths = [z.clone().to(device=p.device, dtype=p.dtype) for z, p in zip(saved, self.tensors)]
+        self.path_scales = scales
         self.ratio = float(state["ratio"])
         self.zscore = float(state["zscore"])
