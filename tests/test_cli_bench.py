@@ -226,3 +226,23 @@ def test_run_sweep_summary_and_export_work_together(tmp_path, monkeypatch):
         exported = invoke("export", "results/g.db", "--format", fmt, "--json")
         assert exported.exit_code == 0 and json.loads(exported.output)["runs"] == 4
         assert (tmp_path / "results" / f"g.{fmt}").exists()
+
+
+def test_a_sweep_with_failed_runs_lists_them_and_exits_1(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "g.toml").write_text(
+        GOOD.replace('methods = ["sgd + constant()"]', 'methods = ["sgd + constant()", "sgd + cosine()"]')
+    )
+    monkeypatch.setenv("LRCONTROL_FAIL_SPEC", "cosine")
+    result = invoke("sweep", "g.toml", "--workers", "1")
+    assert result.exit_code == 1, result.output
+    assert "1 run(s) failed" in result.output and "injected failure" in result.output
+    assert "run the same command again" in result.output
+    as_json = invoke("sweep", "g.toml", "--workers", "1", "--json")  # only the failed run is tried again
+    assert as_json.exit_code == 1
+    report = json.loads(as_json.stdout)  # stdout is the JSON; the first failure is also told on stderr
+    assert (report["already_done"], report["recorded"], len(report["failed"])) == (1, 0, 1)
+    assert report["failed"][0]["spec"] == "sgd(lr=0.05) + cosine()"
+    monkeypatch.delenv("LRCONTROL_FAIL_SPEC")
+    fixed = invoke("sweep", "g.toml", "--workers", "1", "--json")
+    assert fixed.exit_code == 0 and json.loads(fixed.stdout)["recorded"] == 1

@@ -225,3 +225,44 @@ def test_a_worker_killed_from_outside_at_an_arbitrary_moment_changes_nothing(swe
     assert killed is not None, "the sweep finished before a worker could be killed"
     assert outcome and outcome[0].recorded == RUNS
     assert comparable(tmp_path / "s.db") == comparable(tmp_path / "ref.db")
+
+
+def _failing(monkeypatch, spec_part: str) -> None:
+    monkeypatch.setenv("LRCONTROL_FAIL_SPEC", spec_part)
+
+
+def test_a_run_that_raises_is_reported_the_others_are_recorded_and_the_next_call_retries_it(
+    sweep_file, reference, tmp_path, monkeypatch
+):
+    store, ckpt = tmp_path / "s.db", tmp_path / "ckpt"
+    runs = load_sweep(sweep_file).runs()
+    _failing(monkeypatch, "adam(lr=0.05)")
+    failed_seen = []
+    with Store(store) as db:
+        outcome = executors.run_local(
+            runs, db, workers=2, checkpoint_dir=str(ckpt), on_failed=lambda r, e: failed_seen.append(r.key)
+        )
+    assert outcome.recorded == RUNS - 2 and recorded(store) == RUNS - 2
+    assert sorted(r.seed for r, _ in outcome.failed) == [0, 1]
+    assert {r.spec for r, _ in outcome.failed} == {"adam(lr=0.05) + warmup(steps=0.2) + cosine()"}
+    assert all("RuntimeError: injected failure" in error and "executors.py" in error for _, error in outcome.failed)
+    assert sorted(failed_seen) == sorted(r.key for r, _ in outcome.failed)
+    assert executors.describe(outcome)["failed"][0]["error"].startswith("RuntimeError")
+
+    monkeypatch.delenv("LRCONTROL_FAIL_SPEC")  # the cause is fixed: the same call runs only the failed runs
+    with Store(store) as db:
+        again = executors.run_local(runs, db, workers=2, checkpoint_dir=str(ckpt))
+    assert (again.skipped, again.recorded, again.failed) == (RUNS - 2, 2, [])
+    assert comparable(store) == reference
+
+
+def test_a_run_that_raises_on_dask_is_reported_and_the_others_are_recorded(sweep_file, tmp_path, monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    _failing(monkeypatch, "sgd(lr=0.02)")
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, protocol="tcp", host="127.0.0.1", dashboard_address=None
+    ) as cluster:
+        with Store(tmp_path / "s.db") as db:
+            outcome = executors.run_dask(load_sweep(sweep_file).runs(), db, cluster.scheduler_address)
+    assert outcome.recorded == RUNS - 2 and len(outcome.failed) == 2
+    assert all("injected failure" in error for _, error in outcome.failed)

@@ -9,6 +9,11 @@ and when the whole sweep is started again. A checkpoint is deleted once its run 
 
 Ctrl-C: pending runs are cancelled, the workers are stopped, and `Interrupted` reports how many runs
 finished; running the same sweep again continues where it stopped.
+
+A run that raises (a bug in an optimizer package, memory, a data file that changed under the sweep)
+does not stop the sweep: it is reported in `Outcome.failed` with its error, is not recorded, and keeps
+its checkpoint, so running the same sweep again retries only the failed runs (from where they were).
+A diverged run is not a failure: divergence is an outcome, recorded like any other.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import signal
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +51,7 @@ class Outcome:
     skipped: int  # already in the store
     recorded: int  # recorded by this call
     diverged: int
+    failed: list[tuple[RunSpec, str]] = field(default_factory=list)  # raised in the worker: (run, error)
 
 
 #: imported once by the fork server, so each worker starts warm (torch's first optimizer imports torch._dynamo)
@@ -85,6 +91,10 @@ def init_worker(environment: dict[str, str], lifeline: Any) -> None:
     import torch
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # exactly the coordinator's LRCONTROL_* settings: the fork server was started with the environment
+    # of its time, and a variable unset since then must not live on in the workers
+    for name in [k for k in os.environ if k.startswith("LRCONTROL_") and k not in environment]:
+        del os.environ[name]
     os.environ.update(environment)
     torch.set_num_threads(1)
     threading.Thread(target=_exit_with_coordinator, args=(lifeline,), daemon=True).start()
@@ -106,6 +116,9 @@ def train_one(run: RunSpec, checkpoint_dir: str | None, checkpoint_seconds: floa
     from lrcontrol.tasks import get_task
 
     torch.set_num_threads(1)
+    injected = os.environ.get("LRCONTROL_FAIL_SPEC")  # test hook: runs whose spec contains it raise
+    if injected and injected in run.spec:
+        raise RuntimeError(f"injected failure (LRCONTROL_FAIL_SPEC={injected!r})")
     checkpoint = None if checkpoint_dir is None else Path(checkpoint_dir) / f"{run.key}.pt"
     task = get_task(run.task, run.size)
     return run_engine(
@@ -113,16 +126,44 @@ def train_one(run: RunSpec, checkpoint_dir: str | None, checkpoint_seconds: floa
     )
 
 
-class _Recorder:
-    """Writes finished runs to the store and tells the progress callback."""
+def describe_error(exc: BaseException) -> str:
+    """One line for a run's exception: its type, message, and the innermost frame that raised it.
 
-    def __init__(self, store: Store, checkpoint_dir: str | None, keep_checkpoints: bool, on_done: Callable) -> None:
+    A process pool re-raises a worker's exception here with the worker's traceback only as text (its
+    `__cause__`); Dask re-raises it with the remote frames attached. Both name the worker's frame."""
+    import re
+    import traceback
+
+    where = ""
+    cause = exc.__cause__
+    frames = re.findall(r'File "([^"]+)", line (\d+)', str(cause)) if type(cause).__name__ == "_RemoteTraceback" else []
+    if frames:
+        where = f" (at {Path(frames[-1][0]).name}:{frames[-1][1]})"
+    elif exc.__traceback__ is not None:
+        last = traceback.extract_tb(exc.__traceback__)[-1]
+        where = f" (at {Path(last.filename).name}:{last.lineno})"
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {message}{where}" if message else f"{type(exc).__name__}{where}"
+
+
+class _Recorder:
+    """Writes finished runs to the store, collects failed ones, and tells the progress callback."""
+
+    def __init__(
+        self,
+        store: Store,
+        checkpoint_dir: str | None,
+        keep_checkpoints: bool,
+        on_done: Callable,
+        on_failed: Callable[[RunSpec, str], None],
+    ) -> None:
         from lrcontrol.tasks import get_task
 
         self.store, self.checkpoint_dir, self.keep = store, checkpoint_dir, keep_checkpoints
-        self.on_done = on_done
+        self.on_done, self.on_failed = on_done, on_failed
         self.get_task = get_task
         self.recorded = self.diverged = 0
+        self.failed: dict[str, tuple[RunSpec, str]] = {}
         if checkpoint_dir is not None and not keep_checkpoints and Path(checkpoint_dir).is_dir():
             # A crash between recording a run and deleting its checkpoint leaves the file behind.
             finished = store.finished_keys()
@@ -136,7 +177,24 @@ class _Recorder:
         self.diverged += int(trajectory.diverged)
         if self.checkpoint_dir is not None and not self.keep:
             (Path(self.checkpoint_dir) / f"{run.key}.pt").unlink(missing_ok=True)
+        self.failed.pop(run.key, None)
         self.on_done(run, trajectory)
+
+    def result_of(self, run: RunSpec, future: Any) -> None:
+        """Record the run of a finished future, or note its failure; a dead worker pool is raised."""
+        try:
+            trajectory = future.result()
+        except (BrokenProcessPool, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            error = describe_error(exc)
+            self.failed[run.key] = (run, error)
+            self.on_failed(run, error)
+            return
+        self(run, trajectory)
+
+    def outcome(self, total: int, skipped: int) -> Outcome:
+        return Outcome(total, skipped, self.recorded, self.diverged, list(self.failed.values()))
 
 
 def pending_runs(store: Store, runs: Iterable[RunSpec]) -> list[RunSpec]:
@@ -159,11 +217,12 @@ def run_local(
     checkpoint_seconds: float = 30.0,
     keep_checkpoints: bool = False,
     on_done: Callable[[RunSpec, Trajectory], None] = lambda r, t: None,
+    on_failed: Callable[[RunSpec, str], None] = lambda r, e: None,
 ) -> Outcome:
     """Run on `workers` single-thread processes (forked from a fork server: no state shared with this one)."""
     todo = pending_runs(store, runs)
     skipped = len(runs) - len(todo)
-    recorder = _Recorder(store, checkpoint_dir, keep_checkpoints, on_done)
+    recorder = _Recorder(store, checkpoint_dir, keep_checkpoints, on_done, on_failed)
     restarts = 0
     context = worker_context()
     lifeline, keep_alive = context.Pipe(duplex=False)
@@ -183,7 +242,7 @@ def run_local(
                 while remaining:
                     finished, remaining = wait(remaining, return_when=FIRST_COMPLETED)
                     for future in finished:
-                        recorder(futures[future], future.result())
+                        recorder.result_of(futures[future], future)
                 todo = []
             except BrokenProcessPool:
                 # A worker died (killed, out of memory): replace the pool; runs in flight resume from checkpoints.
@@ -193,7 +252,7 @@ def run_local(
                         f"worker processes died {restarts} times; the store keeps {recorder.recorded} runs from this "
                         "call — check memory, then run the sweep again to continue"
                     ) from None
-                todo = pending_runs(store, runs)
+                todo = [r for r in pending_runs(store, runs) if r.key not in recorder.failed]
             except KeyboardInterrupt:
                 _stop(pool)
                 raise Interrupted(len(runs) - len(pending_runs(store, runs)), len(runs)) from None
@@ -202,7 +261,7 @@ def run_local(
     finally:
         keep_alive.close()
         lifeline.close()
-    return Outcome(len(runs), skipped, recorder.recorded, recorder.diverged)
+    return recorder.outcome(len(runs), skipped)
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:
@@ -222,6 +281,7 @@ def run_dask(
     keep_checkpoints: bool = False,
     on_done: Callable[[RunSpec, Trajectory], None] = lambda r, t: None,
     connect_timeout: float = 10.0,
+    on_failed: Callable[[RunSpec, str], None] = lambda r, e: None,
 ) -> Outcome:
     """Run on the Dask cluster at `address` (e.g. tcp://10.0.0.5:8786); results come back here.
 
@@ -237,7 +297,7 @@ def run_dask(
         raise LRControlError(f"bad scheduler address {address!r}; expected e.g. tcp://127.0.0.1:8786")
     todo = pending_runs(store, runs)
     skipped = len(runs) - len(todo)
-    recorder = _Recorder(store, checkpoint_dir, keep_checkpoints, on_done)
+    recorder = _Recorder(store, checkpoint_dir, keep_checkpoints, on_done, on_failed)
     try:
         client = Client(address, timeout=f"{connect_timeout}s")
     except (OSError, TimeoutError) as exc:
@@ -257,13 +317,13 @@ def run_dask(
         ]
         by_key = {f.key: r for f, r in zip(futures, todo)}
         for future in as_completed(futures):
-            recorder(by_key[future.key], future.result())
+            recorder.result_of(by_key[future.key], future)
     except KeyboardInterrupt:
         client.cancel(futures)
         raise Interrupted(len(runs) - len(pending_runs(store, runs)), len(runs)) from None
     finally:
         client.close()
-    return Outcome(len(runs), skipped, recorder.recorded, recorder.diverged)
+    return recorder.outcome(len(runs), skipped)
 
 
 def default_workers() -> int:
@@ -276,4 +336,8 @@ def describe(outcome: Outcome) -> dict[str, Any]:
         "already_done": outcome.skipped,
         "recorded": outcome.recorded,
         "diverged": outcome.diverged,
+        "failed": [
+            {"task": r.task, "size": r.size, "spec": r.spec, "seed": r.seed, "key": r.key, "error": e}
+            for r, e in outcome.failed
+        ],
     }

@@ -180,25 +180,40 @@ def sweep_cmd(
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[diverged]} diverged"),
+            TextColumn("{task.fields[failed]}"),
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
             console=err_console,
             disable=as_json,
         )
-        bar = progress.add_task("runs", total=todo, diverged=0)
-        diverged = 0
+        bar = progress.add_task("runs", total=todo, diverged=0, failed="")
+        diverged = failed = 0
 
         def on_done(run: Any, trajectory: Any) -> None:
             nonlocal diverged
             diverged += int(trajectory.diverged)
             progress.update(bar, advance=1, diverged=diverged)
 
+        def on_failed(run: Any, error: str) -> None:
+            nonlocal failed
+            failed += 1
+            progress.update(bar, advance=1, failed=f"[red]{failed} failed[/]")
+            if failed == 1:  # the first one at once: a broken setup shows itself without waiting for the end
+                progress.console.print(f"[red]run failed:[/] {run.task} {run.spec} seed {run.seed}: {error}")
+
         try:
             with progress:
                 if scheduler is not None:
                     outcome = executors.run_dask(
-                        runs, db, scheduler, checkpoint_dir, checkpoint_seconds, keep_checkpoints, on_done
+                        runs,
+                        db,
+                        scheduler,
+                        checkpoint_dir,
+                        checkpoint_seconds,
+                        keep_checkpoints,
+                        on_done,
+                        on_failed=on_failed,
                     )
                 else:
                     outcome = executors.run_local(
@@ -209,6 +224,7 @@ def sweep_cmd(
                         checkpoint_seconds,
                         keep_checkpoints,
                         on_done,
+                        on_failed,
                     )
         except executors.Interrupted as stop:
             err_console.print(f"[yellow]stopped:[/] {stop}")
@@ -221,6 +237,24 @@ def sweep_cmd(
             f"{sweep.name}: {outcome.recorded} runs recorded, {outcome.skipped} already done, "
             f"{outcome.diverged} diverged → {store}"
         )
+        if outcome.failed:
+            _print_failures(outcome.failed)
+    if outcome.failed:
+        raise typer.Exit(1)
+
+
+#: failed runs listed one by one after a sweep; the rest are counted
+SHOW_FAILURES = 10
+
+
+def _print_failures(failed: list[tuple[Any, str]]) -> None:
+    err_console.print(f"[red]{len(failed)} run(s) failed[/]: an exception in the run, not a divergence.")
+    err_console.print("Failed runs are not in the store and keep their checkpoints.")
+    err_console.print("Fix the cause, then run the same command again: only these run.")
+    for run, error in failed[:SHOW_FAILURES]:
+        err_console.print(f"  {run.task} ({run.size}) {run.spec} seed {run.seed}: {error}")
+    if len(failed) > SHOW_FAILURES:
+        err_console.print(f"  … and {len(failed) - SHOW_FAILURES} more (--json lists them all)")
 
 
 def _open_existing(store: Path) -> Any:
