@@ -13,6 +13,11 @@ One command, everything measured side by side in one process:
 2. Full training step (forward, loss, zero_grad, backward, step, controller) of the Fashion-MNIST
    MLP 784-256-128-10 at batch 128, on random inputs of that shape.
 
+Beside the controllers run two reference variants that are not controllers: "floor:copy" (a copy of
+the parameters before each step, the least work that can read the step actually taken) and
+"floor:capture" (copy, difference, per-tensor norms: the capture every online controller shares).
+They show how much of a controller's cost any exact step-reading method must pay on this machine.
+
 Variants are interleaved repeat by repeat (so drifts in machine load hit them alike); each repeat
 times a block of steps; the table reports the median time per step and its ratio to the bare
 AdamW step. Targets (issue 3): optimizer step ≤ 1.6×, full training step ≤ 1.03×.
@@ -52,14 +57,43 @@ def mlp(widths: list[int]) -> torch.nn.Sequential:
 
 
 def online_specs() -> list[tuple[str, str]]:
-    return [("adamw", "")] + [(e.name, f"{e.name}()") for e in entries("online")]
+    return [("adamw", "")] + [(e.name, f"{e.name}()") for e in entries("online")] + list(FLOORS.items())
+
+
+#: Reference variants, not controllers: the least tensor work a controller that reads the step the
+#: optimizer actually took must do. "floor:copy" copies θ before each step (nothing can compute
+#: Δθ = θ_after − θ_before with less); "floor:capture" is the whole capture the online controllers share
+#: (copy before, difference after, one norm per tensor, one host sync) and nothing else.
+FLOORS = {"floor:copy": "<copy>", "floor:capture": "<capture>"}
+
+
+def attach_floor(optimizer: torch.optim.Optimizer, what: str) -> None:
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    before = [p.detach().clone() for p in params]
+
+    def pre(opt, args, kwargs):
+        with torch.no_grad():
+            torch._foreach_copy_(before, params)
+
+    def post(opt, args, kwargs):
+        with torch.no_grad():
+            torch._foreach_sub_(before, params)
+            torch.stack(torch._foreach_norm(before)).tolist()
+
+    optimizer.register_step_pre_hook(pre)
+    if what == "<capture>":
+        optimizer.register_step_post_hook(post)
 
 
 def make(widths: list[int], spec: str, seed: int = 0):
     torch.manual_seed(seed)
     model = mlp(widths)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, foreach=True)
-    controller = lrcontrol.control(optimizer, spec, total_steps=10**6, resources={"model": model}) if spec else None
+    controller = None
+    if spec in FLOORS.values():
+        attach_floor(optimizer, spec)
+    elif spec:
+        controller = lrcontrol.control(optimizer, spec, total_steps=10**6, resources={"model": model})
     return model, optimizer, controller
 
 
@@ -151,7 +185,12 @@ def main() -> None:
         print(f"  {'variant':<16}{'ms/step':>10}{'ratio':>9}   target ≤ {target}×")
         for label in runners:
             ratio = medians[label] / base
-            flag = "" if label == "adamw" else ("  ok" if ratio <= target else "  MISSED")
+            if label == "adamw":
+                flag = ""
+            elif label in FLOORS:
+                flag = "  (reference: no controller does less)"
+            else:
+                flag = "  ok" if ratio <= target else "  MISSED"
             print(f"  {label:<16}{1e3 * medians[label]:>10.3f}{ratio:>8.3f}×{flag}")
         results[title] = dict(medians)
     if args.json:
