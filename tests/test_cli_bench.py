@@ -126,6 +126,12 @@ BAD: list[tuple[str, dict[str, str | bytes], list[str], str]] = [
     ),
     ("scheduler address", {"s.toml": GOOD}, ["sweep", "s.toml", "--scheduler", "localhost"], "not an address"),
     ("checkpoint seconds", {"s.toml": GOOD}, ["sweep", "s.toml", "--checkpoint-seconds", "-1"], "checkpoint-seconds"),
+    (
+        "no and keep checkpoints",
+        {"s.toml": GOOD},
+        ["sweep", "s.toml", "--no-checkpoints", "--keep-checkpoints"],
+        "exclude each other",
+    ),
     ("store is a directory", {"s.toml": GOOD, "out/keep": ""}, ["sweep", "s.toml", "--store", "out"], "is a directory"),
     (
         "store is not sqlite",
@@ -246,3 +252,14 @@ def test_a_sweep_with_failed_runs_lists_them_and_exits_1(tmp_path, monkeypatch):
     monkeypatch.delenv("LRCONTROL_FAIL_SPEC")
     fixed = invoke("sweep", "g.toml", "--workers", "1", "--json")
     assert fixed.exit_code == 0 and json.loads(fixed.stdout)["recorded"] == 1
+
+
+def test_no_checkpoints_writes_none_and_keep_checkpoints_keeps_them(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "g.toml").write_text(GOOD)
+    plain = invoke("sweep", "g.toml", "--workers", "1", "--no-checkpoints", "--checkpoint-seconds", "0")
+    assert plain.exit_code == 0, plain.output
+    assert not (tmp_path / "results" / "g.db.checkpoints").exists()
+    kept = invoke("sweep", "g.toml", "--store", "results/k.db", "--workers", "1", "--keep-checkpoints")
+    assert kept.exit_code == 0, kept.output
+    assert len(list((tmp_path / "results" / "k.db.checkpoints").glob("*.pt"))) == 1

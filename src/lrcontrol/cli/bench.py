@@ -125,6 +125,11 @@ def sweep_cmd(
     budget: int = typer.Option(None, "--budget", help="override the budget of every task"),
     checkpoint_seconds: float = typer.Option(30.0, "--checkpoint-seconds", help="checkpoint runs this often"),
     keep_checkpoints: bool = typer.Option(False, "--keep-checkpoints", help="keep each run's final checkpoint"),
+    no_checkpoints: bool = typer.Option(
+        False,
+        "--no-checkpoints",
+        help="do not checkpoint runs (for Dask workers without a shared file system; a killed run starts over)",
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="validate and count the runs, run nothing"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
@@ -137,6 +142,8 @@ def sweep_cmd(
         lrcontrol sweep suites/smoke.toml --store results/smoke.db --workers 2
 
         lrcontrol sweep suites/quick.toml --scheduler tcp://127.0.0.1:8786
+
+        lrcontrol sweep suites/quick.toml --scheduler tcp://10.0.0.5:8786 --no-checkpoints
     """
     from lrcontrol.bench import executors
     from lrcontrol.bench.store import Store
@@ -145,6 +152,8 @@ def sweep_cmd(
     _check_positive(workers, "--workers")
     if scheduler is not None and workers is not None:
         fail("--workers and --scheduler exclude each other: the Dask cluster has its own workers")
+    if no_checkpoints and keep_checkpoints:
+        fail("--no-checkpoints and --keep-checkpoints exclude each other; choose one")
     if not (math.isfinite(checkpoint_seconds) and checkpoint_seconds >= 0):
         fail(f"--checkpoint-seconds must be ≥ 0, got {checkpoint_seconds}")
     if scheduler is not None and "://" not in scheduler:
@@ -163,7 +172,7 @@ def sweep_cmd(
         return
 
     store.parent.mkdir(parents=True, exist_ok=True)
-    checkpoint_dir = str(store.with_name(store.name + ".checkpoints"))
+    checkpoint_dir = None if no_checkpoints else str(store.with_name(store.name + ".checkpoints"))
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
