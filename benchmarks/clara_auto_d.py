@@ -13,6 +13,7 @@ on average over tasks, with no per-task tuning.
     python benchmarks/clara_auto_d.py            # default: 2 seeds (1 for Fashion-MNIST), ~15 min on 2 busy cores
     python benchmarks/clara_auto_d.py --quick    # 1 seed, 3 LRs, shorter budgets: ~1–2 min
     python benchmarks/clara_auto_d.py --json out.json
+    python benchmarks/clara_auto_d.py --tasks held-out   # tasks never used to set the constants: ~5 min
 
 Runs use 2 single-thread worker processes (--workers). Not a test: it prints markdown tables.
 """
@@ -34,6 +35,14 @@ import numpy as np
 FIXED_D = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 LRS = tuple(10.0**k for k in range(-6, 1))
 TASKS = ("breast_cancer", "iris", "wine", "digits", "fashion_mlp")
+#: tasks never looked at while d="auto"'s constants were set (`--tasks held-out`): logistic regression
+#: on four KEEL sets and a 40-100-100-10 ReLU MLP on MNIST-1D, same protocol and budgets
+HELD_OUT = ("satimage", "vowel", "segment", "spambase", "mnist1d_mlp")
+#: a second held-out set (`--tasks held-out-2`), fixed before any of its runs, after the first one
+#: had been used to choose ρ = 1 (docs/clara.md): four more KEEL sets and a 64-100-100-10 MLP on optdigits
+HELD_OUT_2 = ("letter", "magic", "pendigits", "texture", "optdigits_mlp")
+MLP_TASKS = {"fashion_mlp": (784, 256, 128, 10), "mnist1d_mlp": (40, 100, 100, 10), "optdigits_mlp": (64, 100, 100, 10)}
+ALL_TASKS = TASKS + HELD_OUT + HELD_OUT_2
 
 
 @dataclass(frozen=True)
@@ -67,15 +76,24 @@ def _load(task: str, fashion_train: int):
         xte = data.test_images.reshape(len(data.test_images), -1).astype(np.float32) / 255.0
         mean, std = xtr.mean(), xtr.std()
         out = ((xtr - mean) / std, data.train_labels[pick], (xte - mean) / std, data.test_labels, 10)
+    elif task == "mnist1d_mlp":
+        from lrcontrol.data import mnist1d
+
+        arrays = mnist1d.load_cached()
+        xtr, xte = arrays["x"].astype(np.float32), arrays["x_test"].astype(np.float32)
+        mean, std = xtr.mean(), xtr.std()
+        out = ((xtr - mean) / std, arrays["y"], (xte - mean) / std, arrays["y_test"], 10)
     else:
-        from sklearn import datasets
         from sklearn.model_selection import train_test_split
         from sklearn.preprocessing import StandardScaler
 
-        x, y = getattr(datasets, f"load_{task}")(return_X_y=True)
+        from lrcontrol.data.tabular import load_tabular
+
+        data = load_tabular(task.removesuffix("_mlp"))  # scikit-learn's bundled sets, or KEEL's (held-out)
+        x, y = data.features, data.labels
         xtr, xte, ytr, yte = train_test_split(x, y, test_size=0.25, stratify=y, random_state=0)
         scaler = StandardScaler().fit(xtr)
-        out = (scaler.transform(xtr), ytr, scaler.transform(xte), yte, int(y.max()) + 1)
+        out = (scaler.transform(xtr), ytr, scaler.transform(xte), yte, len(data.classes))
     tensors = tuple(
         torch.as_tensor(np.asarray(a), dtype=torch.float32 if i % 2 == 0 else torch.int64)
         for i, a in enumerate(out[:4])
@@ -92,12 +110,15 @@ def _worker_init() -> None:
 
 def run_group(task: str, optimizer: str, lr: float, seed: int, methods: list[str], budget: Budget) -> list[dict]:
     """Train every method of one (task, optimizer, η0, seed) cell; returns one record per method."""
+    import importlib
+
     import torch
 
     import lrcontrol
 
+    clara_module = importlib.import_module("lrcontrol.control.clara")
     xtr, ytr, xte, yte, classes = _load(task, budget.fashion_train)
-    tabular = task != "fashion_mlp"
+    tabular = task not in MLP_TASKS
     steps = budget.tabular_steps if tabular else budget.fashion_steps
     batch = budget.tabular_batch if tabular else budget.fashion_batch
     records = []
@@ -106,15 +127,21 @@ def run_group(task: str, optimizer: str, lr: float, seed: int, methods: list[str
         if tabular:
             model = torch.nn.Linear(xtr.shape[1], classes)
         else:
-            model = torch.nn.Sequential(
-                torch.nn.Linear(784, 256),
-                torch.nn.ReLU(),
-                torch.nn.Linear(256, 128),
-                torch.nn.ReLU(),
-                torch.nn.Linear(128, 10),
-            )
-        spec = f"{optimizer}(lr={lr:g})" + ("" if method == "plain" else f" + {method}")
-        opt, ctl = lrcontrol.build(model.parameters(), spec, total_steps=steps)
+            widths = MLP_TASKS[task]
+            layers: list[torch.nn.Module] = []
+            for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+                layers += [torch.nn.Linear(a, b)] + ([torch.nn.ReLU()] if i < len(widths) - 2 else [])
+            model = torch.nn.Sequential(*layers)
+        rho = None
+        if method.startswith(AUTO_VARIANT):  # a study of d="auto"'s ρ (--rho): the same rule with another ρ
+            rho = float(method[len(AUTO_VARIANT) :])
+        spec = f"{optimizer}(lr={lr:g})" + {"plain": ""}.get(method, f" + {method if rho is None else AUTO}")
+        saved_rho = clara_module.AUTO_RHO
+        clara_module.AUTO_RHO = saved_rho if rho is None else rho  # read when the controller attaches
+        try:
+            opt, ctl = lrcontrol.build(model.parameters(), spec, total_steps=steps)
+        finally:
+            clara_module.AUTO_RHO = saved_rho
         gen = torch.Generator().manual_seed(1000 + seed)
         order = torch.randperm(len(xtr), generator=gen)
         pos, diverged, start = 0, False, time.perf_counter()
@@ -150,22 +177,31 @@ def run_group(task: str, optimizer: str, lr: float, seed: int, methods: list[str
     return records
 
 
-def method_names() -> list[str]:
-    return ["plain", *[f"clara(d={d:g})" for d in FIXED_D], "clara(d='auto')"]
+AUTO = "clara(d='auto')"
+#: method name of d="auto" run with another ρ (AUTO_RHO), e.g. "auto@rho=1"
+AUTO_VARIANT = "auto@rho="
+
+
+def method_names(rhos: tuple[float, ...] = ()) -> list[str]:
+    return ["plain", *[f"clara(d={d:g})" for d in FIXED_D], AUTO, *[f"{AUTO_VARIANT}{r:g}" for r in rhos]]
 
 
 def short(method: str) -> str:
-    return {"plain": "plain", "clara(d='auto')": "auto"}.get(method, method.replace("clara(d=", "d=").rstrip(")"))
+    if method.startswith(AUTO_VARIANT):
+        return f"auto ρ={method[len(AUTO_VARIANT) :]}"
+    return {"plain": "plain", AUTO: "auto"}.get(method, method.replace("clara(d=", "d=").rstrip(")"))
 
 
 def tables(records: list[dict]) -> str:
     """Markdown: per task and optimizer, accuracy per η0 × method; then the auto-vs-best-fixed summary."""
-    methods = method_names()
+    rhos = sorted({float(r["method"][len(AUTO_VARIANT) :]) for r in records if r["method"].startswith(AUTO_VARIANT)})
+    methods = method_names(tuple(rhos))
+    autos = [AUTO] + methods[len(methods) - len(rhos) :]
     lines = []
     by = {}
     for r in records:
         by.setdefault((r["task"], r["optimizer"], r["lr"], r["method"]), []).append(r["acc"])
-    tasks = [t for t in TASKS if any(k[0] == t for k in by)]
+    tasks = [t for t in ALL_TASKS if any(k[0] == t for k in by)]
     optimizers = [o for o in ("sgd", "adam") if any(k[1] == o for k in by)]
     lrs = sorted({k[2] for k in by})
     summary = []
@@ -183,25 +219,33 @@ def tables(records: list[dict]) -> str:
             best = max(fixed, key=fixed.get)
             # a stricter oracle: the best fixed d chosen separately for every η0
             oracle = float(np.mean([max(np.mean(by[(task, opt, lr, m)]) for m in fixed) for lr in lrs]))
-            summary.append((task, opt, means["plain"], best, fixed[best], oracle, means["clara(d='auto')"]))
+            summary.append((task, opt, means["plain"], best, fixed[best], oracle, [means[a] for a in autos]))
     lines.append("\n**Summary** — accuracy averaged over η0 and seeds\n")
+    names = [short(a) for a in autos]
     lines.append(
-        "| task | optimizer | plain | best fixed d | its accuracy | best d per η0 | auto | auto − best fixed "
-        "| auto − best per η0 |"
+        "| task | optimizer | plain | best fixed d | its accuracy | best d per η0 | "
+        + " | ".join(names)
+        + " | "
+        + " | ".join(f"{n} − best fixed" for n in names)
+        + " |"
     )
-    lines.append("|---|---|---:|---|---:|---:|---:|---:|---:|")
-    for task, opt, plain, best, best_acc, oracle, auto in summary:
+    lines.append("|---|---|---:|---|---:|---:|" + "---:|" * (2 * len(names)))
+    for task, opt, plain, best, best_acc, oracle, values in summary:
         lines.append(
-            f"| {task} | {opt} | {plain:.1f} | {short(best)} | {best_acc:.1f} | {oracle:.1f} | {auto:.1f} "
-            f"| {auto - best_acc:+.1f} | {auto - oracle:+.1f} |"
+            f"| {task} | {opt} | {plain:.1f} | {short(best)} | {best_acc:.1f} | {oracle:.1f} | "
+            + " | ".join(f"{v:.1f}" for v in values)
+            + " | "
+            + " | ".join(f"{v - best_acc:+.1f}" for v in values)
+            + " |"
         )
     for opt in optimizers:
-        gaps = [auto - best_acc for _, o, _, _, best_acc, _, auto in summary if o == opt]
-        oracle_gaps = [auto - oracle for _, o, _, _, _, oracle, auto in summary if o == opt]
-        lines.append(
-            f"\nmean gap auto − best fixed d ({opt}): {np.mean(gaps):+.2f} points over {len(gaps)} tasks "
-            f"(against the best d chosen per η0: {np.mean(oracle_gaps):+.2f})"
-        )
+        for i, name in enumerate(names):
+            gaps = [values[i] - best_acc for _, o, _, _, best_acc, _, values in summary if o == opt]
+            oracle_gaps = [values[i] - oracle for _, o, _, _, _, oracle, values in summary if o == opt]
+            lines.append(
+                f"\nmean gap {name} − best fixed d ({opt}): {np.mean(gaps):+.2f} points over {len(gaps)} tasks "
+                f"(against the best d chosen per η0: {np.mean(oracle_gaps):+.2f})"
+            )
     return "\n".join(lines)
 
 
@@ -211,8 +255,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=None, help="seeds of the tabular tasks (default 2, quick 1)")
     parser.add_argument("--fashion-seeds", type=int, default=1, help="seeds of the Fashion-MNIST MLP (default 1)")
     parser.add_argument("--workers", type=int, default=2, help="single-thread worker processes")
-    parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated subset of " + ",".join(TASKS))
+    parser.add_argument(
+        "--tasks",
+        default=",".join(TASKS),
+        help=f"comma-separated subset of {','.join(ALL_TASKS)}; or held-out, or held-out-2",
+    )
     parser.add_argument("--optimizers", default="sgd,adam")
+    parser.add_argument(
+        "--rho",
+        type=float,
+        action="append",
+        default=[],
+        help="also run d='auto' with this ρ (the floor of its saturation scale; a study option, repeatable)",
+    )
     parser.add_argument("--json", default=None, help="also write every run as JSON to this file")
     parser.add_argument("--from-json", default=None, help="print the tables of a saved --json file, run nothing")
     args = parser.parse_args(argv)
@@ -224,10 +279,11 @@ def main(argv: list[str] | None = None) -> int:
     budget = QUICK if args.quick else FULL
     seeds = range(args.seeds if args.seeds is not None else (1 if args.quick else 2))
     lrs = (1e-6, 1e-3, 1.0) if args.quick else LRS
-    tasks = [t for t in args.tasks.split(",") if t]
-    unknown = [t for t in tasks if t not in TASKS]
+    named = {"held-out": HELD_OUT, "held-out-2": HELD_OUT_2}
+    tasks = list(named[args.tasks]) if args.tasks in named else [t for t in args.tasks.split(",") if t]
+    unknown = [t for t in tasks if t not in ALL_TASKS]
     if unknown:
-        parser.error(f"unknown task(s) {unknown}; choose from {', '.join(TASKS)}")
+        parser.error(f"unknown task(s) {unknown}; choose from {', '.join(ALL_TASKS)}, held-out or held-out-2")
     cells = [
         cell
         for cell in itertools.product(tasks, args.optimizers.split(","), lrs, seeds)
@@ -238,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     records: list[dict] = []
     with ProcessPoolExecutor(max_workers=args.workers, initializer=_worker_init) as pool:
-        futures = [pool.submit(run_group, *cell, method_names(), budget) for cell in cells]
+        futures = [pool.submit(run_group, *cell, method_names(tuple(args.rho)), budget) for cell in cells]
         for i, fut in enumerate(futures, 1):
             records.extend(fut.result())
             print(f"\r{i}/{len(futures)} cells, {time.perf_counter() - start:.0f} s", end="", file=sys.stderr)
