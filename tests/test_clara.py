@@ -266,3 +266,19 @@ def test_the_scaled_path_is_the_path_and_old_states_still_load():
     for mine, theirs in zip(factor.paths, paths):
         np.testing.assert_allclose(mine.numpy(), theirs, rtol=1e-12, atol=1e-15)
     assert factor.path_scales == [1.0, 1.0]
+
+
+def test_the_example_in_docs_clara_md_runs():
+    import re
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[1] / "docs" / "clara.md"
+    blocks = re.findall(r"```python\n(.*?)```", docs.read_text(), flags=re.S)
+    assert len(blocks) >= 1, "docs/clara.md lost its example"
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, str(docs), "exec"), namespace)
+    lrs, observed = namespace["controller"].lrs, namespace["controller"].observables()
+    assert all(math.isfinite(lr) and lr > 0 for lr in lrs)
+    # the spec is sgd + warmup + clara: clara is the second factor (the optimizer is not one)
+    assert observed["1.clara.skipped"] == 0 and math.isfinite(observed["1.clara.ratio"])

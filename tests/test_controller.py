@@ -111,3 +111,30 @@ def test_the_plain_loop_example_runs_and_learns():
     assert proc.returncode == 0, proc.stderr
     last = proc.stdout.strip().splitlines()[-1]
     assert float(last.split("val_acc")[1].split()[0]) > 0.8
+
+
+def test_the_readme_snippets_run_on_a_small_model():
+    """README's two snippets name a model, batches, a loss and an evaluation; given those, they run."""
+    import re
+    from pathlib import Path
+
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    blocks = re.findall(r"```python\n(.*?)```", readme.read_text(), flags=re.S)
+    assert len(blocks) == 2, "README's snippets changed; update this test"
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    teacher = torch.randn(8, 3)
+    inputs = [torch.randn(32, 8) for _ in range(100)]
+    data = [(x, (x @ teacher).argmax(1)) for x in inputs]  # learnable labels: the range test finds a dip
+    loss_fn = torch.nn.functional.cross_entropy
+    namespace = {
+        "model": model,
+        "batches": data,
+        "loss_fn": loss_fn,
+        "evaluate": lambda m: float(loss_fn(m(data[0][0]), data[0][1]).detach()),
+    }
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), namespace)
+    assert namespace["controller"].last_epoch == len(data)
+    result = namespace["result"]
+    assert result.recommended is not None and result.recommended > 0 and result.steps > 0
