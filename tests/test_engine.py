@@ -51,6 +51,8 @@ def test_trajectory_records_losses_lrs_evaluations_and_test_metrics():
     assert len(t.train_loss) == len(t.lrs) == len(t.effective_lrs) == task.budget
     # warmup: the LR used for the first step is a tenth of the base LR and rises to it
     assert t.lrs[0][0] == pytest.approx(0.005) and t.lrs[9][0] == pytest.approx(0.05)
+    # SGD applies its LR as it is: the effective LR recorded for a step is that step's LR, not the next one's
+    assert t.effective_lrs == t.lrs
     assert t.eval_steps == [0, *range(task.eval_every, task.budget + 1, task.eval_every)]
     assert all("loss" in v for v in t.val) and "loss" in t.test
     assert t.val[-1]["loss"] < t.val[0]["loss"]

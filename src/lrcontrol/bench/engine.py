@@ -255,9 +255,10 @@ def run(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        lrs = [
-            float(group["lr"]) for group in optimizer.param_groups
-        ]  # what this step used (a finder sets it in a hook)
+        # what this step used (a finder sets it in a hook), read before the controller moves the LR for
+        # the next step; the effective LR (LR × an LR-free optimizer's own estimate) at the same moment
+        lrs = [float(group["lr"]) for group in optimizer.param_groups]
+        effective_lrs = controller.effective_lrs()
         controller.step(loss)
         value = float(loss.detach())
         trajectory.steps = t + 1
@@ -267,7 +268,7 @@ def run(
             trajectory.train_steps.append(t + 1)
             trajectory.train_loss.append(value)
             trajectory.lrs.append(lrs)
-            trajectory.effective_lrs.append(controller.effective_lrs())
+            trajectory.effective_lrs.append(effective_lrs)
         reason = _divergence(value, trajectory.initial_loss)
         evaluate_now = (t + 1) % task.eval_every == 0
         if reason is None and (evaluate_now or t + 1 == budget) and not _finite_params(model):
