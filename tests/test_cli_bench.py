@@ -263,3 +263,13 @@ def test_no_checkpoints_writes_none_and_keep_checkpoints_keeps_them(tmp_path, mo
     kept = invoke("sweep", "g.toml", "--store", "results/k.db", "--workers", "1", "--keep-checkpoints")
     assert kept.exit_code == 0, kept.output
     assert len(list((tmp_path / "results" / "k.db.checkpoints").glob("*.pt"))) == 1
+
+
+def test_run_shows_what_the_controller_did():
+    result = invoke("run", "sphere-10", "sgd(lr=0.01) + clara(d='auto')", "--size", "smoke", "--budget", "20")
+    assert result.exit_code == 0, result.output
+    for row in ("final lr", "clara.ratio", "clara.restores", "test loss"):
+        assert row in result.output
+    assert "final effective lr" not in result.output  # SGD applies its LR as it is
+    free = invoke("run", "sphere-10", "dadapt_adam()", "--size", "smoke", "--budget", "20")
+    assert free.exit_code == 0 and "final effective lr" in free.output

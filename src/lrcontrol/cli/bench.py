@@ -106,12 +106,37 @@ def _print_run(trajectory: dict[str, Any], as_json: bool, note: str = "") -> Non
     )
     table.add_row("status", status)
     table.add_row("steps", f"{trajectory['steps']} of {trajectory['budget']}")
+    if trajectory.get("extra_steps"):
+        table.add_row("extra steps", f"{trajectory['extra_steps']} (LR finder)")
     table.add_row("wall time", f"{trajectory['wall_time']:.2f} s")
+    # what the controller did: the last LR per param group, the step size an LR-free optimizer actually
+    # used where that differs, and the controller's own observables (CLARA's path ratio, restores, …)
+    if trajectory.get("lrs"):
+        table.add_row("final lr", _numbers(trajectory["lrs"][-1]))
+    effective = trajectory.get("effective_lrs") or []
+    if effective and effective[-1] != (trajectory.get("lrs") or [None])[-1]:
+        table.add_row("final effective lr", _numbers(effective[-1]))
+    for name, value in (trajectory.get("observables") or {}).items():
+        label = name.split(".", 1)[1] if name.split(".", 1)[0].isdigit() else name  # "1.clara.ratio" → "clara.ratio"
+        table.add_row(label, _numbers(value))
     for name, value in (trajectory["val"][-1] if trajectory["val"] else {}).items():
         table.add_row(f"val {name}", f"{value:.6g}")
     for name, value in trajectory["test"].items():
         table.add_row(f"test {name}", f"{value:.6g}")
     console.print(table)
+
+
+def _numbers(value: Any) -> str:
+    """A number as 6 significant digits, a list as its numbers; anything else as it prints."""
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_numbers(v) for v in value)
+    return str(value)
 
 
 @app.command("sweep")
