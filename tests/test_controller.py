@@ -138,3 +138,14 @@ def test_the_readme_snippets_run_on_a_small_model():
     assert namespace["controller"].last_epoch == len(data)
     result = namespace["result"]
     assert result.recommended is not None and result.recommended > 0 and result.steps > 0
+
+
+def test_the_package_version_is_the_one_pyproject_declares():
+    """Stores record lrcontrol.__version__ with every run; it must be the released one."""
+    import tomllib
+    from pathlib import Path
+
+    import lrcontrol
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert lrcontrol.__version__ == pyproject["project"]["version"]

@@ -6,7 +6,7 @@ from lrcontrol.errors import HorizonError, LRControlError, SpecError
 from lrcontrol.finder import LRFinderResult, find_lr
 from lrcontrol.spec import Spec, Term, canonical, parse
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "Context",

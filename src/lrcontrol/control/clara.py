@@ -362,7 +362,7 @@ class Clara(OnlineFactor):
     def load_online_state(self, state: dict[str, Any]) -> None:
         if "scaled_paths" in state:
             saved, scales = state["scaled_paths"], [float(a) for a in state["path_scales"]]
-        else:  # the state of lrcontrol ≤ 0.1 kept p itself: p = 1·p
+        else:  # the state of lrcontrol 0.1 kept p itself: p = 1·p
             saved, scales = state["paths"], [1.0] * len(state["paths"])
         if len(saved) != len(self.tensors):
             raise LRControlError(
