@@ -273,3 +273,17 @@ def test_run_shows_what_the_controller_did():
     assert "final effective lr" not in result.output  # SGD applies its LR as it is
     free = invoke("run", "sphere-10", "dadapt_adam()", "--size", "smoke", "--budget", "20")
     assert free.exit_code == 0 and "final effective lr" in free.output
+
+
+def test_summary_warns_when_a_store_mixes_lrcontrol_versions(tmp_path, monkeypatch):
+    import sqlite3
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "g.toml").write_text(GOOD.replace("[0.05]", "[0.01, 0.05]"))
+    assert invoke("sweep", "g.toml", "--workers", "1").exit_code == 0
+    assert "mixes runs" not in invoke("summary", "results/g.db").output
+    with sqlite3.connect("results/g.db") as db:  # one run made by an older release
+        db.execute("UPDATE runs SET lrcontrol_version = '0.0.1' WHERE rowid = (SELECT min(rowid) FROM runs)")
+    mixed = invoke("summary", "results/g.db")
+    assert mixed.exit_code == 0
+    assert "mixes runs of lrcontrol versions (0.0.1: 1," in mixed.output

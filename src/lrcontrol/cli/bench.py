@@ -318,6 +318,13 @@ def summary_cmd(
         records = db.records()
     if not records:
         fail(f"{store} holds no finished runs yet; run a sweep into it first")
+    versions = sorted({r.get("lrcontrol_version", "?") for r in records})
+    if len(versions) > 1:  # a method's behaviour may differ between versions; the run keys do not say
+        counts = ", ".join(f"{v}: {sum(r.get('lrcontrol_version') == v for r in records)}" for v in versions)
+        err_console.print(
+            f"[yellow]warning:[/] {store} mixes runs of lrcontrol versions ({counts}); methods changed "
+            "between versions are not compared like for like. Start a new store to rerun them."
+        )
     summary = _summarize(records)
     if as_json:
         print_json(summary)
