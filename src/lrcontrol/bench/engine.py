@@ -255,16 +255,18 @@ def run(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        # what this step used (a finder sets it in a hook), read before the controller moves the LR for
-        # the next step; the effective LR (LR × an LR-free optimizer's own estimate) at the same moment
-        lrs = [float(group["lr"]) for group in optimizer.param_groups]
-        effective_lrs = controller.effective_lrs()
+        record = (t + 1) % trajectory.stride == 0 or t + 1 == budget
+        if record:
+            # what this step used (a finder sets it in a hook), read before the controller moves the LR
+            # for the next step; the effective LR (LR × an LR-free optimizer's estimate) at the same moment
+            lrs = [float(group["lr"]) for group in optimizer.param_groups]
+            effective_lrs = controller.effective_lrs()
         controller.step(loss)
         value = float(loss.detach())
         trajectory.steps = t + 1
         if trajectory.initial_loss is None:
             trajectory.initial_loss = value
-        if (t + 1) % trajectory.stride == 0 or t + 1 == budget:
+        if record:
             trajectory.train_steps.append(t + 1)
             trajectory.train_loss.append(value)
             trajectory.lrs.append(lrs)

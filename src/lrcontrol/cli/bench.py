@@ -127,11 +127,7 @@ def _print_run(trajectory: dict[str, Any], as_json: bool, note: str = "") -> Non
 
 
 def _numbers(value: Any) -> str:
-    """A number as 6 significant digits, a list as its numbers; anything else as it prints."""
-    if isinstance(value, bool) or value is None:
-        return str(value)
-    if isinstance(value, int):
-        return str(value)
+    """A float as 6 significant digits, a list as its numbers; anything else as it prints."""
     if isinstance(value, float):
         return f"{value:.6g}"
     if isinstance(value, (list, tuple)):
