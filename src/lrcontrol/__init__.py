@@ -1,7 +1,7 @@
 """lrcontrol: every way of controlling the learning rate, as composable factors on any torch optimizer."""
 
 from lrcontrol.api import build, control
-from lrcontrol.control.base import Context, Factor, LRController
+from lrcontrol.control.base import Context, Factor, LRController, LRControlWarning
 from lrcontrol.errors import HorizonError, LRControlError, SpecError
 from lrcontrol.finder import LRFinderResult, find_lr
 from lrcontrol.spec import Spec, Term, canonical, parse
@@ -13,6 +13,7 @@ __all__ = [
     "Factor",
     "HorizonError",
     "LRControlError",
+    "LRControlWarning",
     "LRController",
     "LRFinderResult",
     "Spec",

@@ -31,11 +31,13 @@ def control(
     spec: str | Spec,
     total_steps: int | None = None,
     resources: dict[str, Any] | None = None,
+    **options: Any,
 ) -> LRController:
     """Attach the controllers of `spec` (e.g. "warmup(0.05) + cosine()") to an existing optimizer.
 
     total_steps is the planned run length; horizons given as fractions (warmup(0.05)) and schedules
-    that decay over the whole run (cosine()) need it.
+    that decay over the whole run (cosine()) need it. `options` go to `LRController`: `count`
+    ("optimizer" or "calls") and `warn_unevaluated_after`.
     """
     parsed = parse(spec)
     if parsed.optimizer is not None:
@@ -43,7 +45,7 @@ def control(
             f"control() attaches to an existing optimizer, but the spec starts with the optimizer "
             f"{parsed.optimizer.name}(); drop it from the spec, or use lrcontrol.build(params, spec)"
         )
-    return LRController(optimizer, make_factors(parsed.factors), total_steps, str(parsed), resources)
+    return LRController(optimizer, make_factors(parsed.factors), total_steps, str(parsed), resources, **options)
 
 
 def build(
@@ -51,6 +53,7 @@ def build(
     spec: str | Spec,
     total_steps: int | None = None,
     resources: dict[str, Any] | None = None,
+    **options: Any,
 ) -> tuple[torch.optim.Optimizer, LRController]:
     """Build the optimizer and controller a spec names: `build(model.parameters(), "adamw(lr=1e-3) + cosine()")`."""
     parsed = parse(spec)
@@ -60,5 +63,5 @@ def build(
             "to control an optimizer you already have, use lrcontrol.control(optimizer, spec)"
         )
     optimizer = make_optimizer(params, parsed.optimizer)
-    controller = LRController(optimizer, make_factors(parsed.factors), total_steps, str(parsed), resources)
+    controller = LRController(optimizer, make_factors(parsed.factors), total_steps, str(parsed), resources, **options)
     return optimizer, controller

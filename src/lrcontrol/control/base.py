@@ -19,24 +19,39 @@ Factors that need the step actually taken (online adaptation) receive it through
 own step hooks (`on_pre_step` / `on_post_step`), so they see whatever the optimizer did — including
 nothing at all when an AMP GradScaler skips a step, since then `optimizer.step()` is never called.
 
-The controller also presents the surface of a torch LR scheduler (`step()`, `get_last_lr()`,
-`state_dict()`, `load_state_dict()`, `optimizer`, `last_epoch`), so frameworks that accept a
-scheduler accept it.
+Counting steps. The controller counts the steps the optimizer really took, seen through its step
+hook: a `step()` call after which the optimizer did not step (an AMP GradScaler skipped it, or
+`step()` runs once per micro-batch under gradient accumulation) leaves t and the LR unchanged.
+`count="calls"` counts every call instead, as torch's schedulers do. Before the optimizer has ever
+stepped, a call on parameters without gradients counts, so a schedule can be walked without training.
+It warns once, naming the fix, when step() is called more often than the optimizer steps, when t
+passes total_steps, and when a reactive rule has seen no evaluation after `warn_unevaluated_after`
+steps.
+
+The controller is a `torch.optim.lr_scheduler.LRScheduler` (`step()`, `step(epoch)`, `get_lr()`,
+`get_last_lr()`, `state_dict()`, `load_state_dict()`, `optimizer`, `base_lrs`, `last_epoch`), so
+frameworks that check for a torch scheduler (Lightning, the Hugging Face Trainer) take it as it is.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
+from torch.optim.lr_scheduler import LRScheduler
 
 from lrcontrol.errors import LRControlError
 from lrcontrol.params import Param
 
 Multiplier = float | Sequence[float]
+
+
+class LRControlWarning(UserWarning):
+    """A training loop that runs but does not do what it says (each kind is warned once per controller)."""
 
 
 @dataclass
@@ -151,8 +166,20 @@ def _as_group_list(value: Multiplier, num_groups: int, owner: str) -> list[float
     return values
 
 
-class LRController:
-    """A stack of factors attached to an optimizer; create it with `lrcontrol.control(...)`."""
+COUNTS = ("optimizer", "calls")
+
+
+class LRController(LRScheduler):
+    """A stack of factors attached to an optimizer; create it with `lrcontrol.control(...)`.
+
+    count: "optimizer" (default) advances t only on `step()` calls that follow a step the optimizer
+    really took; "calls" advances it on every call, as torch's schedulers do.
+    warn_unevaluated_after: steps after which a reactive rule that has seen no evaluation warns
+    (None: never).
+
+    It subclasses torch's `LRScheduler` for its type only: torch's constructor (which wraps
+    `optimizer.step`) is not run; every method a caller uses is defined here.
+    """
 
     def __init__(
         self,
@@ -161,6 +188,8 @@ class LRController:
         total_steps: int | None = None,
         spec: str = "",
         resources: dict[str, Any] | None = None,
+        count: str = "optimizer",
+        warn_unevaluated_after: int | None = 1000,
     ) -> None:
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise LRControlError(
@@ -171,12 +200,24 @@ class LRController:
             isinstance(total_steps, bool) or int(total_steps) != total_steps or total_steps < 1
         ):
             raise LRControlError(f"total_steps must be a positive integer or None, got {total_steps!r}")
+        if count not in COUNTS:
+            raise LRControlError(f"count={count!r} is not one of {', '.join(map(repr, COUNTS))}")
+        self.count = count
+        self.warn_unevaluated_after = warn_unevaluated_after
         self.optimizer = optimizer
         self.factors: list[Factor] = list(factors)
         self.total_steps = None if total_steps is None else int(total_steps)
         self.spec = spec
         self.t = 0
         self.nonfinite_losses = 0
+        self.skipped_steps = 0  # step() calls after which the optimizer had not stepped
+        self._optimizer_steps = 0  # optimizer.step() calls seen by the hook since attaching
+        self._seen_optimizer_steps = 0
+        self._calls_after_first_step = 0
+        self._misses_after_first_step = 0
+        self._pending_loss: list[float] = []
+        self._warned: set[str] = set()
+        self._step_count = 1  # torch's counter (accelerate's scheduler wrapper reads it)
         for group in optimizer.param_groups:
             group.setdefault("initial_lr", float(group["lr"]))
         self.base_lrs = [float(g["initial_lr"]) for g in optimizer.param_groups]
@@ -191,7 +232,8 @@ class LRController:
         self._handles: list[Any] = []
         if self._hooked:
             self._handles.append(optimizer.register_step_pre_hook(self._pre_hook))
-            self._handles.append(optimizer.register_step_post_hook(self._post_hook))
+        # Always: the post hook counts the steps the optimizer really took.
+        self._handles.append(optimizer.register_step_post_hook(self._post_hook))
         self._last_lr: list[float] = []
         self._apply()
 
@@ -201,6 +243,7 @@ class LRController:
             f.on_pre_step(optimizer)
 
     def _post_hook(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        self._optimizer_steps += 1
         for f in self._hooked:
             f.on_post_step(optimizer)
 
@@ -211,8 +254,31 @@ class LRController:
         self._handles = []
 
     # -- the per-step calls ----------------------------------------------------------------------
-    def step(self, loss: float | torch.Tensor | None = None) -> None:
-        """Call once after each `optimizer.step()`; sets the LR for the next step."""
+    def step(self, loss: float | torch.Tensor | None = None, epoch: int | None = None) -> None:
+        """Call once after each `optimizer.step()`; sets the LR for the next step.
+
+        `loss` (a float or tensor; optional) feeds rules that watch the training loss. An int is
+        torch's `step(epoch)`: jump to step `epoch` (`step(epoch=…)` says the same), without
+        counting a step.
+        """
+        self._step_count += 1
+        if epoch is None and isinstance(loss, int) and not isinstance(loss, bool):
+            loss, epoch = None, loss
+        if epoch is not None:
+            if isinstance(epoch, bool) or int(epoch) != epoch or epoch < 0:
+                raise LRControlError(f"step(epoch={epoch!r}): the epoch must be a non-negative int")
+            self.t = int(epoch)
+            self._apply()
+            return
+        taken = self._optimizer_steps > self._seen_optimizer_steps
+        self._seen_optimizer_steps = self._optimizer_steps
+        if loss is None and self._pending_loss:
+            loss = sum(self._pending_loss) / len(self._pending_loss)
+        self._pending_loss = []
+        self._check_call_rate(taken)
+        if not taken and self.count == "optimizer" and not self._is_preview():
+            self.skipped_steps += 1
+            return
         value: float | None = None
         if loss is not None and self._uses_loss:
             value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
@@ -221,7 +287,71 @@ class LRController:
         for f in self.factors:
             f.on_step(self.t, value)
         self.t += 1
+        self._check_horizon()
+        self._check_evaluated()
         self._apply()
+
+    def observe_loss(self, loss: float | torch.Tensor) -> None:
+        """Hand over a training loss for the next `step()` that gets none (framework callbacks use it;
+        several losses before one step, e.g. micro-batches, are averaged)."""
+        self._pending_loss.append(float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss))
+
+    def _is_preview(self) -> bool:
+        """True when nothing is training: the optimizer never stepped and no parameter has a gradient
+        (a schedule walked for a plot or a test). A skipped AMP step or a micro-batch has gradients."""
+        if self._optimizer_steps:
+            return False
+        return all(p.grad is None for g in self.optimizer.param_groups for p in g["params"])
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            warnings.warn(message, LRControlWarning, stacklevel=3)
+
+    def _check_call_rate(self, taken: bool) -> None:
+        # An AMP GradScaler skips a handful of steps at the start and then one in thousands; calling
+        # step() per micro-batch misses at least every other optimizer step. After the first real
+        # step, more than one call in five without an optimizer step is the second case.
+        if self._optimizer_steps == 0:
+            return
+        self._calls_after_first_step += 1
+        self._misses_after_first_step += not taken
+        misses, calls = self._misses_after_first_step, self._calls_after_first_step
+        if misses >= 3 and 5 * misses > calls:
+            self._warn_once(
+                "calls",
+                f"controller.step() was called {calls} times but the optimizer stepped only "
+                f"{calls - misses} times; call controller.step() once per optimizer.step() (under gradient "
+                "accumulation: after the optimizer step, not after every micro-batch)",
+            )
+
+    def _check_horizon(self) -> None:
+        if self.total_steps is not None and self.t > self.total_steps:
+            self._warn_once(
+                "horizon",
+                f"step {self.t} is past total_steps={self.total_steps}; pass the number of optimizer steps "
+                "as total_steps (epochs × batches per epoch ÷ accumulation), or call controller.step() only "
+                "once per optimizer step",
+            )
+
+    def _check_evaluated(self) -> None:
+        limit = self.warn_unevaluated_after
+        if limit is None or self.t < limit:
+            return
+        for f in self.factors:
+            if f.kind == "reactive" and getattr(f, "evaluations", 1) == 0:
+                monitor = f.config.get("monitor", "val_loss")
+                fix = (
+                    "pass the loss to controller.step(loss)"
+                    if monitor == "loss" and f.config.get("every")
+                    else f"call controller.report({monitor}=…) after each evaluation"
+                )
+                self._warn_once(
+                    "unevaluated",
+                    f"{f.name}(monitor={monitor!r}) has seen no evaluation in {self.t} steps, so it never acts; "
+                    f"{fix} (in Lightning add lrcontrol.integrations.lightning.LRControlCallback, in the Hugging "
+                    "Face Trainer lrcontrol.integrations.hf.LRControlTrainerCallback)",
+                )
 
     def report(self, metrics: dict[str, float] | None = None, /, **kwargs: float) -> None:
         """Report evaluation metrics (e.g. `report(val_loss=0.31, val_acc=0.9)`) to reactive rules."""
@@ -250,7 +380,10 @@ class LRController:
             if not (math.isfinite(lr) and lr > 0):
                 names = ", ".join(f"{f.name}={f.multiplier(self.t)!r}" for f in self.factors)
                 raise LRControlError(f"internal error: step {self.t} produced lr={lr!r} ({names}); please report it")
-            group["lr"] = lr
+            if isinstance(group["lr"], torch.Tensor):
+                group["lr"].fill_(lr)  # a tensor LR (capturable / compiled optimizers) stays a tensor
+            else:
+                group["lr"] = lr
             lrs.append(lr)
         self._last_lr = lrs
 
@@ -292,9 +425,17 @@ class LRController:
     def get_last_lr(self) -> list[float]:
         return self.lrs
 
+    def get_lr(self) -> list[float]:
+        """The LR of each group at the current step (the same as `get_last_lr()`: nothing is chained)."""
+        return self.lrs
+
     @property
     def last_epoch(self) -> int:
         return self.t
+
+    @last_epoch.setter
+    def last_epoch(self, value: int) -> None:
+        self.t = int(value)
 
     # -- exact resume ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -306,6 +447,7 @@ class LRController:
             "total_steps": self.total_steps,
             "base_lrs": list(self.base_lrs),
             "nonfinite_losses": self.nonfinite_losses,
+            "skipped_steps": self.skipped_steps,
             "factors": [f.state_dict() for f in self.factors],
         }
 
@@ -327,6 +469,7 @@ class LRController:
         for group, base in zip(self.optimizer.param_groups, self.base_lrs):
             group["initial_lr"] = base
         self.nonfinite_losses = int(state.get("nonfinite_losses", 0))
+        self.skipped_steps = int(state.get("skipped_steps", 0))
         for f, fs in zip(self.factors, state["factors"]):
             f.load_state_dict(fs)
         self._apply()
