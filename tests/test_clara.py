@@ -258,11 +258,14 @@ def test_the_scaled_path_is_the_path_and_old_states_still_load():
     for mine, theirs in zip(factor.paths, paths):
         np.testing.assert_allclose(mine.numpy(), theirs, rtol=1e-12, atol=1e-15)
 
-    state = factor.state_dict()
-    old_format = dict(state["online"])
-    old_format["paths"] = [p.clone() for p in factor.paths]
-    del old_format["scaled_paths"], old_format["path_scales"]
-    factor.load_state_dict({**state, "online": old_format})
+    # the state lrcontrol 0.1 saved: the guard's fields inline, the path p itself under "online"
+    old_format = {
+        **{key: getattr(factor, key) for key in ("scale", "adapted_steps", "skipped", "idle_steps", "restores")},
+        **dict.fromkeys(("loss_ema", "ckpt_loss", "ckpt_params", "ckpt_opt", "ckpt_groups")),
+        "since_ckpt": 0,
+        "online": {"paths": [p.clone() for p in factor.paths], "ratio": factor.ratio, "zscore": factor.zscore},
+    }
+    factor.load_state_dict(old_format)
     for mine, theirs in zip(factor.paths, paths):
         np.testing.assert_allclose(mine.numpy(), theirs, rtol=1e-12, atol=1e-15)
     assert factor.path_scales == [1.0, 1.0]

@@ -149,3 +149,28 @@ def test_the_package_version_is_the_one_pyproject_declares():
 
     pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
     assert lrcontrol.__version__ == pyproject["project"]["version"]
+
+
+def test_a_state_saved_under_other_parameters_is_refused_naming_the_parameter():
+    """docs/edges.md: step(every=3, gamma=0.1)'s state into step(every=1, gamma=0.005) is an error, not 4.9e-25."""
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    saved = lrcontrol.control(opt, "step(every=3, gamma=0.1)")
+    for _ in range(5):
+        saved.step()
+    other = lrcontrol.control(
+        torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1), "step(every=1, gamma=0.005)"
+    )
+    with pytest.raises(
+        LRControlError, match=r"step: this state was saved with every=3 but this controller has every=1"
+    ):
+        other.load_state_dict(saved.state_dict())
+    same = lrcontrol.control(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1), "step(every=3, gamma=0.1)")
+    same.load_state_dict(saved.state_dict())
+    assert same.lrs == saved.lrs
+
+
+def test_the_guard_of_the_online_rules_is_in_the_canonical_spec():
+    assert lrcontrol.canonical("sgd + clara()") == "sgd(lr=0.01) + clara(guard=True)"
+    assert lrcontrol.canonical("sgd + hypergradient(guard=False)") == "sgd(lr=0.01) + hypergradient(guard=False)"
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(3))], lr=0.1)
+    assert lrcontrol.control(opt, "alera(guard=False)").factors[0].guard is None

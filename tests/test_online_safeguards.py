@@ -135,7 +135,7 @@ def test_loss_blow_up_restores_the_checkpoint_and_halves():
     model, opt, ctl, x, y = _rig("sgd(lr=0.01) + clara(d=0.01, guard_every=5)")
     _train(model, opt, ctl, x, y, 40)
     factor = ctl.factors[-1]
-    saved = [p.detach().clone() for p in factor.ckpt_params]
+    saved = [p.detach().clone() for p in factor.guard.checkpoint.values]
     scale = factor.scale
     for p in model.parameters():  # a catastrophic step: the loss jumps far above the checkpoint's
         p.grad = torch.full_like(p, 100.0)

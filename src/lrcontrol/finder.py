@@ -53,7 +53,6 @@ batches as it would have without the sweep.
 
 from __future__ import annotations
 
-import copy
 import math
 import random
 from collections import OrderedDict
@@ -278,47 +277,35 @@ def analyse_curve(
 
 
 class _Snapshot:
-    """Everything an LR sweep changes, copied so that it can be put back bit for bit."""
+    """Everything an LR sweep changes, copied so that it can be put back bit for bit: the parameters,
+    optimizer state and param groups (LR included) through `control.snapshot.Snapshot`, and around it
+    the model's buffers, gradients and train/eval flags and every RNG stream the sweep may draw from."""
 
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
-        seen: set[int] = set()
-        tensors: list[torch.Tensor] = []
-        for t in [*model.parameters(), *(p for g in optimizer.param_groups for p in g["params"])]:
-            if id(t) not in seen:
-                seen.add(id(t))
-                tensors.append(t)
-        self.params = tensors
+        from lrcontrol.control.snapshot import Snapshot, unique_params
+
+        self.core = Snapshot(optimizer, unique_params(optimizer, extra=model.parameters()), keep_lr=True)
+        self.core.take()
+        self.params = self.core.tensors
         self.buffers = [b for b in model.buffers() if b is not None]
         with torch.no_grad():
-            self.param_values = [t.detach().clone() for t in self.params]
             self.buffer_values = [b.detach().clone() for b in self.buffers]
         self.grads = [None if t.grad is None else t.grad.detach().clone() for t in self.params]
         self.training = [(m, m.training) for m in model.modules()]
-        self.optimizer = optimizer
-        self.state = {p: copy.deepcopy(s) for p, s in optimizer.state.items()}
-        self.groups = [{k: copy.deepcopy(v) for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
         self.rng_torch = torch.get_rng_state()
         self.rng_cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
         self.rng_python = random.getstate()
         self.rng_numpy = np.random.get_state()
 
     def restore(self) -> None:
+        self.core.restore()
         with torch.no_grad():
-            if self.params:
-                torch._foreach_copy_(self.params, self.param_values)
             for buffer, value in zip(self.buffers, self.buffer_values):
                 buffer.copy_(value)
         for t, g in zip(self.params, self.grads):
             t.grad = g
         for module, flag in self.training:
             module.training = flag
-        state = self.optimizer.state
-        state.clear()
-        state.update(self.state)
-        for group, saved in zip(self.optimizer.param_groups, self.groups):
-            for key in [k for k in group if k != "params" and k not in saved]:
-                del group[key]
-            group.update(saved)
         torch.set_rng_state(self.rng_torch)
         if self.rng_cuda is not None:
             torch.cuda.set_rng_state_all(self.rng_cuda)

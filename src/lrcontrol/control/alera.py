@@ -53,7 +53,7 @@ from typing import Any, ClassVar
 import torch
 
 from lrcontrol.control.base import Context
-from lrcontrol.control.online import SAFEGUARD_PARAMS, OnlineFactor
+from lrcontrol.control.online import ONLINE_PARAMS, OnlineFactor
 from lrcontrol.errors import LRControlError
 from lrcontrol.params import Param
 from lrcontrol.registry import register_factor
@@ -62,8 +62,6 @@ from lrcontrol.registry import register_factor
 _TINY_GRADIENT = 1e-6
 #: fold the path's scalar back into its tensor below this value (keeps ‖q‖² far from float32 overflow)
 _FOLD_BELOW = 1e-12
-#: marker for OnlineFactor.on_step: a finite step was taken (ALeRA adapts before the step, not from Δθ)
-_STEPPED: tuple[list[torch.Tensor], None] = ([], None)
 
 
 @register_factor
@@ -82,8 +80,12 @@ class ALeRA(OnlineFactor):
             type="str",
             choices=("auto", "module", "tensor", "group"),
         ),
-    ) + SAFEGUARD_PARAMS
+    ) + ONLINE_PARAMS
     example = "alera(alpha=0.1, C=0.001)"
+    #: ALeRA adapts before the step, from the gradient, not from the step taken
+    captures_step = False
+    #: the layer structure is rebuilt by attach(); the rescale list and buffers live within one step
+    transient = ("mode", "layer_of", "layer_size", "_layer_tensors", "_anchor", "_rescale", "_buffers")
 
     # -- structure -----------------------------------------------------------------------------------
     def attach(self, ctx: Context) -> None:
@@ -142,10 +144,8 @@ class ALeRA(OnlineFactor):
     def multiplier(self, t: int) -> list[float]:
         return [self.scale * s for s in self.group_scale]
 
-    def on_pre_step(self, optimizer: torch.optim.Optimizer) -> None:
-        if self.config["guard"] and self.ckpt_params is None:
-            self._checkpoint()
-        self._pending_bad = not self._adapt()
+    def before_step(self, optimizer: torch.optim.Optimizer) -> bool:
+        finite = self._adapt()
         # This step already has its LR (the controller set it before the step); give it η_t, as the
         # paper does: through the group's LR for the group's anchor layer ...
         for g, anchor in enumerate(self._anchor):
@@ -159,6 +159,7 @@ class ALeRA(OnlineFactor):
             if self.rates[layer] != self.group_scale[g]
         ]
         self._capture(self._rescale)
+        return finite
 
     def _capture(self, indices: list[int]) -> None:
         """Copy θ_old of these tensors into buffers reused across steps."""
@@ -169,7 +170,7 @@ class ALeRA(OnlineFactor):
         with torch.no_grad():
             torch._foreach_copy_([self._buffers[k] for k in indices], [self.tensors[k] for k in indices])
 
-    def on_post_step(self, optimizer: torch.optim.Optimizer) -> None:
+    def after_step(self, optimizer: torch.optim.Optimizer) -> None:
         if self._rescale:
             ks = self._rescale
             # θ ← θ_new + (1 − r)(θ_old − θ_new) = θ_old + r·Δθ, one fused pass, with r = rate / group multiplier
@@ -177,11 +178,6 @@ class ALeRA(OnlineFactor):
             with torch.no_grad():
                 torch._foreach_lerp_([self.tensors[k] for k in ks], [self._buffers[k] for k in ks], weights)
             self._rescale = []
-        if not self._pending_bad:
-            self._pending = _STEPPED
-
-    def adapt(self, displacement: list[torch.Tensor], norms: Any, loss: float | None) -> None:
-        """Nothing: ALeRA adapts before the step, from the gradient (see `_adapt`)."""
 
     def _adapt(self) -> bool:
         """Update every layer's path and rate from the current gradients; False if they are non-finite.
@@ -248,30 +244,16 @@ class ALeRA(OnlineFactor):
     def observables(self) -> dict[str, Any]:
         return {**super().observables(), "rates": [self.scale * r for r in self.rates], "path_sq": list(self.path_sq)}
 
-    def online_state(self) -> dict[str, Any]:
-        return {
-            "mode": self.mode,
-            "rates": list(self.rates),
-            "counts": list(self.counts),
-            "group_scale": list(self.group_scale),
-            "path": [p.detach().clone() for p in self.path],
-            "path_scale": list(self.path_scale),
-            "path_sq": list(self.path_sq),
-        }
-
-    def load_online_state(self, state: dict[str, Any]) -> None:
-        if state["mode"] != self.mode or len(state["rates"]) != len(self.rates):
+    def upgrade_online_state(self, online: dict[str, Any]) -> dict[str, Any]:
+        if online.pop("mode") != self.mode:
             raise LRControlError(
-                f"{self.name}: this state has {len(state['rates'])} {state['mode']} layers but the optimizer now has "
-                f"{len(self.rates)} {self.mode} layers; resume with the same model, groups and layers= setting"
+                f"{self.name}: this state was saved with other layers than this model's {self.mode} layers; "
+                "resume with the same model, groups and layers= setting"
             )
-        self.rates = [float(x) for x in state["rates"]]
-        self.counts = [int(x) for x in state["counts"]]
-        self.group_scale = [float(x) for x in state["group_scale"]]
-        with torch.no_grad():
-            torch._foreach_copy_(self.path, list(state["path"]))
-        self.path_scale = [float(x) for x in state["path_scale"]]
-        self.path_sq = [float(x) for x in state["path_sq"]]
+        return online
+
+    def after_load(self) -> None:
+        super().after_load()
         self._rescale = []
 
 
@@ -322,8 +304,8 @@ class SALeRA(ALeRA):
         self.cumulative_min = min(self.cumulative_min, self.cumulative)
         if self.cumulative - self.cumulative_min > self.tolerance:
             self.alarms += 1
-            self._restore()
-            self.on_restore()
+            if not self.rollback():  # without the guard there is no checkpoint: halve and forget only
+                self.on_restore()
 
     def on_restore(self) -> None:
         super().on_restore()
@@ -332,12 +314,9 @@ class SALeRA(ALeRA):
     def observables(self) -> dict[str, Any]:
         return {**super().observables(), "alarms": self.alarms}
 
-    def online_state(self) -> dict[str, Any]:
-        detector = [self.smoothed, self.smoothed_mean, self.count, self.cumulative, self.cumulative_min]
-        return {**super().online_state(), "alarms": self.alarms, "tolerance": self.tolerance, "detector": detector}
-
-    def load_online_state(self, state: dict[str, Any]) -> None:
-        super().load_online_state(state)
-        self.alarms = int(state["alarms"])
-        self.tolerance = state["tolerance"]
-        self.smoothed, self.smoothed_mean, self.count, self.cumulative, self.cumulative_min = state["detector"]
+    def upgrade_online_state(self, online: dict[str, Any]) -> dict[str, Any]:
+        online = super().upgrade_online_state(online)
+        detector = online.pop("detector")
+        for key, value in zip(("smoothed", "smoothed_mean", "count", "cumulative", "cumulative_min"), detector):
+            online[key] = value
+        return online

@@ -44,6 +44,7 @@ from typing import Any, ClassVar
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
+from lrcontrol.control.state import load_fields, save_fields, save_value
 from lrcontrol.errors import LRControlError
 from lrcontrol.params import Param
 
@@ -84,7 +85,14 @@ class Factor:
     - `on_evaluation(metrics)`: evaluation metrics were reported (values may be non-finite);
     - `on_pre_step(optimizer)` / `on_post_step(optimizer)`: around each `optimizer.step()` call,
       only for factors with `uses_step_hooks = True`;
-    - `state_dict()` / `load_state_dict(state)`: everything needed to resume bit for bit.
+
+    Runtime state is saved whole (`state_dict()`): every instance attribute except those named in
+    `transient` (on this class or a base class) — the links to the optimizer, structure that
+    `attach()` rebuilds from the same optimizer, scratch buffers and resolved horizons that follow a
+    resumed controller's `total_steps`. A new attribute is therefore saved unless it is declared
+    transient; `after_load()` recomputes what depends on loaded fields. The saved state carries the
+    factor's parameters and is refused, naming the parameter, under different ones
+    (see docs/edges.md: why lrcontrol refuses instead of restoring the saved hyperparameters as torch does).
 
     A factor must never return a non-finite, zero or negative multiplier, whatever it is fed.
     """
@@ -98,6 +106,8 @@ class Factor:
     uses_loss: ClassVar[bool] = False
     #: training steps this factor spent outside the run itself (e.g. an LR range test); counted as cost
     extra_steps: int = 0
+    #: attributes that are not runtime state (besides `ctx` and `config`); merged over the base classes
+    transient: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **kwargs: Any) -> None:
         known = {p.name: p for p in self.params}
@@ -146,15 +156,48 @@ class Factor:
         """Extra values worth logging (e.g. CLARA's path ratio); plain numbers or lists."""
         return {}
 
+    # -- exact resume: the runtime state whole ----------------------------------------------------
+    @classmethod
+    def _transient(cls) -> set[str]:
+        names = {"ctx", "config"}
+        for klass in cls.__mro__:
+            names.update(klass.__dict__.get("transient", ()))
+        return names
+
     def state_dict(self) -> dict[str, Any]:
-        return {}
+        """Every runtime attribute (copied) and the parameters it was saved under (`config`)."""
+        return {"config": save_value(self.config), **save_fields(self, self._transient())}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass
+        """Restore `state_dict()`; refused, naming the parameter, if it was saved under other parameters."""
+        state = self.upgrade_state(dict(state))
+        saved = state.pop("config", None)
+        if saved is not None:
+            for key, value in self.config.items():
+                if key in saved and not _same_value(saved[key], value):
+                    raise LRControlError(
+                        f"{self.name}: this state was saved with {key}={saved[key]!r} but this controller has "
+                        f"{key}={value!r}; build the spec the state was saved from to resume it"
+                    )
+        load_fields(self, state, self._transient(), self.name)
+        self.after_load()
+
+    def upgrade_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        """Map a state saved by an older lrcontrol to today's fields (default: unchanged)."""
+        return state
+
+    def after_load(self) -> None:
+        """Recompute what depends on loaded fields (e.g. a horizon split); default: nothing."""
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config.items())
         return f"{self.name}({args})"
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b))
+    return a == b
 
 
 def _as_group_list(value: Multiplier, num_groups: int, owner: str) -> list[float]:

@@ -99,7 +99,7 @@ from typing import Any
 import torch
 
 from lrcontrol.control.base import Context
-from lrcontrol.control.online import SAFEGUARD_PARAMS, OnlineFactor
+from lrcontrol.control.online import ONLINE_PARAMS, OnlineFactor
 from lrcontrol.errors import LRControlError
 from lrcontrol.optim.modes import set_train_mode
 from lrcontrol.params import Param
@@ -279,8 +279,10 @@ class Clara(OnlineFactor):
             type="str",
             choices=("plain", "unit"),
         ),
-    ) + SAFEGUARD_PARAMS
+    ) + ONLINE_PARAMS
     example = "clara(d=0.01)"
+    #: the noise reference and d="auto"'s constants are rebuilt by attach() (δ from the new total_steps)
+    transient = ("mu", "sigma", "mu_total", "sigma_total", "rate", "auto_z0")
 
     def attach(self, ctx: Context) -> None:
         super().attach(ctx)
@@ -351,24 +353,8 @@ class Clara(OnlineFactor):
     def observables(self) -> dict[str, Any]:
         return {**super().observables(), "ratio": self.ratio, "zscore": self.zscore}
 
-    def online_state(self) -> dict[str, Any]:
-        return {
-            "scaled_paths": [z.clone() for z in self.scaled_paths],
-            "path_scales": list(self.path_scales),
-            "ratio": self.ratio,
-            "zscore": self.zscore,
-        }
-
-    def load_online_state(self, state: dict[str, Any]) -> None:
-        if "scaled_paths" in state:
-            saved, scales = state["scaled_paths"], [float(a) for a in state["path_scales"]]
-        else:  # the state of lrcontrol 0.1 kept p itself: p = 1·p
-            saved, scales = state["paths"], [1.0] * len(state["paths"])
-        if len(saved) != len(self.tensors):
-            raise LRControlError(
-                f"clara(): this state has paths for {len(saved)} tensors but the optimizer has {len(self.tensors)}"
-            )
-        self.scaled_paths = [z.clone().to(device=p.device, dtype=p.dtype) for z, p in zip(saved, self.tensors)]
-        self.path_scales = scales
-        self.ratio = float(state["ratio"])
-        self.zscore = float(state["zscore"])
+    def upgrade_online_state(self, online: dict[str, Any]) -> dict[str, Any]:
+        if "paths" in online:  # the state of lrcontrol 0.1 kept p itself: p = 1·p
+            paths = online.pop("paths")
+            online["scaled_paths"], online["path_scales"] = paths, [1.0] * len(paths)
+        return online

@@ -139,21 +139,3 @@ class LRFromFinder(Factor):
             "confident": self.confident,
             "extra_steps": self.extra_steps,
         }
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "done": self.done,
-            "chosen_lr": self.chosen_lr,
-            "extra_steps": self.extra_steps,
-            "confident": self.confident,
-            "reasons": list(self.reasons),
-            "suggestions": dict(self.suggestions),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.done = bool(state["done"])
-        self.chosen_lr = None if state["chosen_lr"] is None else float(state["chosen_lr"])
-        self.extra_steps = int(state["extra_steps"])
-        self.confident = bool(state["confident"])
-        self.reasons = list(state["reasons"])
-        self.suggestions = {str(k): float(v) for k, v in state["suggestions"].items()}

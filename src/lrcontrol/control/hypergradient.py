@@ -45,13 +45,9 @@ from typing import Any, ClassVar
 import torch
 
 from lrcontrol.control.base import Context
-from lrcontrol.control.online import SAFEGUARD_PARAMS, OnlineFactor
-from lrcontrol.errors import LRControlError
+from lrcontrol.control.online import ONLINE_PARAMS, OnlineFactor
 from lrcontrol.params import Param
 from lrcontrol.registry import register_factor
-
-#: marker for OnlineFactor.on_step: a finite step was taken (the adaptation itself happens before the step)
-_STEPPED: tuple[list[torch.Tensor], None] = ([], None)
 
 
 @register_factor
@@ -75,8 +71,11 @@ class Hypergradient(OnlineFactor):
             low=1.0,
             low_open=True,
         ),
-    ) + SAFEGUARD_PARAMS
+    ) + ONLINE_PARAMS
     example = "hypergradient(beta=0.001)"
+    #: the hypergradient is taken before the step, from g_t and the displacement kept here
+    captures_step = False
+    transient = ("_flat_displacement",)
 
     def attach(self, ctx: Context) -> None:
         super().attach(ctx)
@@ -91,24 +90,18 @@ class Hypergradient(OnlineFactor):
     def multiplier(self, t: int) -> list[float]:
         return [self.scale * s for s in self.group_scale]
 
-    def on_pre_step(self, optimizer: torch.optim.Optimizer) -> None:
-        if self.config["guard"] and self.ckpt_params is None:
-            self._checkpoint()
-        self._pending_bad = self.has_direction and not self._adapt(optimizer)
+    def before_step(self, optimizer: torch.optim.Optimizer) -> bool:
+        finite = not self.has_direction or self._adapt(optimizer)
         for g, group in enumerate(optimizer.param_groups):
             self.previous_lr[g] = float(group["lr"])
         with torch.no_grad():
             torch._foreach_copy_(self.displacement, self.tensors)
+        return finite
 
-    def on_post_step(self, optimizer: torch.optim.Optimizer) -> None:
+    def after_step(self, optimizer: torch.optim.Optimizer) -> None:
         with torch.no_grad():
             torch._foreach_sub_(self.displacement, self.tensors)
         self.has_direction = True
-        if not self._pending_bad:
-            self._pending = _STEPPED
-
-    def adapt(self, displacement: list[torch.Tensor], norms: Any, loss: float | None) -> None:
-        """Nothing: the hypergradient is taken before the step, when g_t is known (see `_adapt`)."""
 
     def on_restore(self) -> None:
         # The parameters jumped back to a checkpoint: the last displacement is no step of this run.
@@ -166,25 +159,7 @@ class Hypergradient(OnlineFactor):
             "hypergradient": list(self.hypergradient),
         }
 
-    def online_state(self) -> dict[str, Any]:
-        return {
-            "group_scale": list(self.group_scale),
-            "previous_lr": list(self.previous_lr),
-            "has_direction": self.has_direction,
-            "displacement": [d.detach().clone() for d in self.displacement] if self.has_direction else None,
-            "hypergradient": list(self.hypergradient),
-        }
-
-    def load_online_state(self, state: dict[str, Any]) -> None:
-        if len(state["group_scale"]) != len(self.group_scale):
-            raise LRControlError(
-                f"{self.name}: this state has {len(state['group_scale'])} param groups "
-                f"but the optimizer has {len(self.group_scale)}"
-            )
-        self.group_scale = [float(x) for x in state["group_scale"]]
-        self.previous_lr = [float(x) for x in state["previous_lr"]]
-        self.has_direction = bool(state["has_direction"])
-        if state["displacement"] is not None:
-            with torch.no_grad():
-                torch._foreach_copy_(self.displacement, list(state["displacement"]))
-        self.hypergradient = [float(x) for x in state["hypergradient"]]
+    def upgrade_online_state(self, online: dict[str, Any]) -> dict[str, Any]:
+        if online["displacement"] is None:  # lrcontrol ≤ 0.2 saved it only after a first step
+            online["displacement"] = [d.clone() for d in self.displacement]
+        return online

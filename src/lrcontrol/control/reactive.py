@@ -14,13 +14,11 @@ possible value: never an improvement. Both rules compose with schedules and with
 
 from __future__ import annotations
 
-import copy
 import math
 from typing import Any, ClassVar
 
-import torch
-
 from lrcontrol.control.base import Factor
+from lrcontrol.control.snapshot import Snapshot
 from lrcontrol.errors import LRControlError
 from lrcontrol.params import Param
 from lrcontrol.registry import register_factor
@@ -100,22 +98,6 @@ class _Reactive(Factor):
     def _evaluate(self, value: float) -> None:
         raise NotImplementedError
 
-    def _common_state(self) -> dict[str, Any]:
-        return {
-            "scale": self.scale,
-            "window_sum": self.window_sum,
-            "window_count": self.window_count,
-            "window_bad": self.window_bad,
-            "evaluations": self.evaluations,
-        }
-
-    def _load_common(self, state: dict[str, Any]) -> None:
-        self.scale = float(state["scale"])
-        self.window_sum = float(state["window_sum"])
-        self.window_count = int(state["window_count"])
-        self.window_bad = bool(state["window_bad"])
-        self.evaluations = int(state["evaluations"])
-
     def observables(self) -> dict[str, Any]:
         return {"scale": self.scale}
 
@@ -176,22 +158,6 @@ class Plateau(_Reactive):
             self.bad = 0
             self.cuts += 1
 
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            **self._common_state(),
-            "best": self.best,
-            "bad": self.bad,
-            "cooldown_left": self.cooldown_left,
-            "cuts": self.cuts,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._load_common(state)
-        self.best = float(state["best"])
-        self.bad = int(state["bad"])
-        self.cooldown_left = int(state["cooldown_left"])
-        self.cuts = int(state["cuts"])
-
     def observables(self) -> dict[str, Any]:
         return {"scale": self.scale, "cuts": self.cuts}
 
@@ -233,7 +199,8 @@ class BoldDriver(_Reactive):
         super().attach(ctx)
         self.reference: float | None = None
         self.smoothed: float | None = None
-        self.snapshot: dict[str, Any] | None = None
+        # parameters and optimizer state at the last accepted evaluation (with rollback=True)
+        self.snapshot = Snapshot(ctx.optimizer) if self.config["rollback"] else None
         self.ups = self.downs = self.rollbacks = 0
 
     def _evaluate(self, value: float) -> None:
@@ -257,46 +224,32 @@ class BoldDriver(_Reactive):
         elif not math.isfinite(current) or current > self.reference + abs(self.reference) * self.config["tolerance"]:
             self.scale = max(self.scale * self.config["down"], self.config["min_scale"])
             self.downs += 1
-            if self.config["rollback"] and self.snapshot is not None:
-                self._restore()
+            if self.snapshot is not None and self.snapshot.taken:
+                self.snapshot.restore()
+                self.rollbacks += 1
                 self.smoothed = self.reference
             else:
                 self.reference = current if math.isfinite(current) else self.reference
 
     def _save(self) -> None:
-        if not self.config["rollback"]:
-            return
-        opt = self.ctx.optimizer
-        self.snapshot = {
-            "params": [p.detach().clone() for g in opt.param_groups for p in g["params"]],
-            "optimizer": copy.deepcopy(opt.state_dict()),
-        }
+        if self.snapshot is not None:
+            self.snapshot.take()
 
-    def _restore(self) -> None:
-        opt = self.ctx.optimizer
-        with torch.no_grad():
-            for p, saved in zip((p for g in opt.param_groups for p in g["params"]), self.snapshot["params"]):
-                p.copy_(saved)
-        opt.load_state_dict(copy.deepcopy(self.snapshot["optimizer"]))
-        self.rollbacks += 1
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            **self._common_state(),
-            "reference": self.reference,
-            "smoothed": self.smoothed,
-            "snapshot": copy.deepcopy(self.snapshot),
-            "ups": self.ups,
-            "downs": self.downs,
-            "rollbacks": self.rollbacks,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._load_common(state)
-        self.reference = state["reference"]
-        self.smoothed = state["smoothed"]
-        self.snapshot = copy.deepcopy(state["snapshot"])
-        self.ups, self.downs, self.rollbacks = int(state["ups"]), int(state["downs"]), int(state["rollbacks"])
+    def upgrade_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        """lrcontrol ≤ 0.2 kept the snapshot as {"params", "optimizer": optimizer.state_dict()}."""
+        old = state.get("snapshot")
+        if isinstance(old, dict) and "optimizer" in old:
+            saved = old["optimizer"]
+            # torch numbers the parameters 0, 1, … in param-group order: the snapshot's own order
+            state["snapshot"] = {
+                "values": old["params"],
+                "state": [saved["state"].get(i, {}) for i in range(len(old["params"]))],
+                "groups": [
+                    {k: v for k, v in g.items() if k not in ("params", "lr", "initial_lr")}
+                    for g in saved["param_groups"]
+                ],
+            }
+        return state
 
     def observables(self) -> dict[str, Any]:
         return {"scale": self.scale, "rollbacks": self.rollbacks}

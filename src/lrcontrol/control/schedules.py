@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from lrcontrol.control.base import Context, Factor
 from lrcontrol.params import REQUIRED, Param, resolve_horizon
@@ -37,6 +37,8 @@ class Schedule(Factor):
     kind: ClassVar[str] = "schedule"
     #: name of the horizon parameter over which the schedule runs, or None for an unbounded one.
     horizon_param: ClassVar[str | None] = None
+    #: a resolved horizon follows the total_steps of the controller a state is loaded into (docs/edges.md)
+    transient: ClassVar[tuple[str, ...]] = ("horizon",)
 
     def attach(self, ctx: Context) -> None:
         super().attach(ctx)
@@ -76,6 +78,7 @@ class Step(Schedule):
         Param("gamma", 0.1, "factor applied at each decay", low=0.0, high=1.0, low_open=True),
     )
     example = "step(every=30, gamma=0.5)"
+    transient = ("every",)
 
     def attach(self, ctx: Context) -> None:
         super().attach(ctx)
@@ -175,6 +178,7 @@ class SGDR(Schedule):
         _MIN_SCALE,
     )
     example = "sgdr(period=50, mult=2)"
+    transient = ("period",)
 
     def attach(self, ctx: Context) -> None:
         super().attach(ctx)
@@ -214,6 +218,7 @@ class Cyclic(Schedule):
         Param("gamma", 1.0, "exp_range: amplitude scale per step", low=0.0, high=1.0, low_open=True),
     )
     example = "cyclic(half_period=20, low=0.1)"
+    transient = ("half",)
 
     def attach(self, ctx: Context) -> None:
         super().attach(ctx)
@@ -283,12 +288,6 @@ class _Warmup(Schedule):
             )
             self.length = ctx.total_steps
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"length": self.length}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.length = int(state["length"])
-
 
 @register_factor
 class Warmup(_Warmup):
@@ -323,6 +322,8 @@ class WSD(Schedule):
         _STEPS,
     )
     horizon_param = "steps"
+    #: the warmup is kept (it already happened); the cooldown follows the new horizon
+    transient = ("decay",)
 
     def attach(self, ctx: Context) -> None:
         super().attach(ctx)
@@ -350,12 +351,8 @@ class WSD(Schedule):
         m = self.config["min_scale"]
         return m + (1.0 - m) * f
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"warmup": self.warmup}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        # The warmup already happened; keep it. The cooldown follows the (possibly new) horizon.
-        self.warmup = int(state["warmup"])
+    def after_load(self) -> None:
+        # The warmup already happened and is saved; the cooldown follows the (possibly new) horizon.
         self._resolve_decay()
 
 
@@ -368,6 +365,7 @@ class InvSqrt(Schedule):
         Param("steps", 0.05, "w: steps (int) or fraction of the run (float) before the decay starts", type="horizon"),
     )
     example = "invsqrt(10)"
+    transient = ("w",)
 
     def attach(self, ctx: Context) -> None:
         super().attach(ctx)
