@@ -31,7 +31,7 @@ methods = ["adam + constant()", "adam + warmup(0.05) + cosine()", "adam + platea
 
 
 def measure(sweep_path: Path, workers: int, directory: Path) -> dict[str, float]:
-    from lrcontrol.bench import executors
+    from lrcontrol.bench import sweep_runner
     from lrcontrol.bench.store import Store
     from lrcontrol.bench.sweep import load_sweep
 
@@ -39,7 +39,7 @@ def measure(sweep_path: Path, workers: int, directory: Path) -> dict[str, float]
     store = directory / f"w{workers}-{time.monotonic_ns()}.db"
     with Store(store) as db:
         started = time.perf_counter()
-        outcome = executors.run_local(runs, db, workers=workers, checkpoint_dir=str(store) + ".ckpt")
+        outcome = sweep_runner.run_local(runs, db, workers=workers, checkpoint_dir=str(store) + ".ckpt")
         seconds = time.perf_counter() - started
     assert outcome.recorded == len(runs)
     return {"workers": workers, "runs": len(runs), "seconds": seconds, "runs_per_hour": 3600 * len(runs) / seconds}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lrcontrol.bench import executors
+from lrcontrol.bench import sweep_runner
 from lrcontrol.bench.store import Store
 from lrcontrol.bench.sweep import load_sweep
 from lrcontrol.errors import LRControlError
@@ -64,7 +64,7 @@ def reference(sweep_file, tmp_path_factory) -> dict[str, dict]:
     store = tmp_path_factory.mktemp("ref") / "ref.db"
     runs = load_sweep(sweep_file).runs()
     with Store(store) as db:
-        outcome = executors.run_local(runs, db, workers=2)
+        outcome = sweep_runner.run_local(runs, db, workers=2)
     assert (outcome.total, outcome.recorded, outcome.skipped) == (RUNS, RUNS, 0)
     return comparable(store)
 
@@ -103,8 +103,8 @@ def test_rerunning_a_finished_sweep_runs_nothing(sweep_file, reference, tmp_path
     store = tmp_path / "s.db"
     runs = load_sweep(sweep_file).runs()
     with Store(store) as db:
-        first = executors.run_local(runs[:3], db, workers=1)
-        again = executors.run_local(runs, db, workers=2)
+        first = sweep_runner.run_local(runs[:3], db, workers=1)
+        again = sweep_runner.run_local(runs, db, workers=2)
     assert first.recorded == 3 and (again.skipped, again.recorded) == (3, RUNS - 3)
     assert comparable(store) == reference
 
@@ -115,7 +115,7 @@ def test_a_worker_killed_mid_run_or_mid_write_loses_nothing_and_changes_nothing(
     os.environ["LRCONTROL_FAULT"] = f"{point}@{marker}"
     try:
         with Store(store) as db:
-            outcome = executors.run_local(
+            outcome = sweep_runner.run_local(
                 load_sweep(sweep_file).runs(),
                 db,
                 workers=2,
@@ -142,7 +142,7 @@ def test_the_sweep_killed_while_writing_the_store_restarts_to_the_uninterrupted_
         assert db.count() == 0  # the run being written is not half there
         checkpoints = Path(str(store) + ".checkpoints")  # the CLI's default; the killed run's final one is there
         assert list(checkpoints.glob("*.pt"))
-        outcome = executors.run_local(load_sweep(sweep_file).runs(), db, workers=2, checkpoint_dir=str(checkpoints))
+        outcome = sweep_runner.run_local(load_sweep(sweep_file).runs(), db, workers=2, checkpoint_dir=str(checkpoints))
     assert outcome.recorded == RUNS
     assert comparable(store) == reference
     assert not list(checkpoints.glob("*.pt"))
@@ -156,11 +156,11 @@ def test_ctrl_c_stops_cleanly_and_the_next_call_continues(sweep_file, reference,
         raise KeyboardInterrupt
 
     with Store(store) as db:
-        with pytest.raises(executors.Interrupted) as stop:
-            executors.run_local(runs, db, workers=2, on_done=interrupt)
+        with pytest.raises(sweep_runner.Interrupted) as stop:
+            sweep_runner.run_local(runs, db, workers=2, on_done=interrupt)
         assert stop.value.done == db.count() >= 1 and stop.value.total == RUNS
         assert "again" in str(stop.value)
-        executors.run_local(runs, db, workers=2)
+        sweep_runner.run_local(runs, db, workers=2)
     assert comparable(store) == reference
 
 
@@ -172,7 +172,7 @@ def test_a_dask_local_cluster_gives_the_same_results_as_local_workers(sweep_file
         n_workers=1, threads_per_worker=1, processes=False, protocol="tcp", host="127.0.0.1", dashboard_address=None
     ) as cluster:
         with Store(store) as db:
-            outcome = executors.run_dask(load_sweep(sweep_file).runs(), db, cluster.scheduler_address)
+            outcome = sweep_runner.run_dask(load_sweep(sweep_file).runs(), db, cluster.scheduler_address)
     assert outcome.recorded == RUNS
     assert comparable(store) == reference
 
@@ -180,7 +180,7 @@ def test_a_dask_local_cluster_gives_the_same_results_as_local_workers(sweep_file
 def test_an_unreachable_scheduler_is_a_clear_error(sweep_file, tmp_path):
     with Store(tmp_path / "s.db") as db:
         with pytest.raises(LRControlError, match="cannot reach the Dask scheduler"):
-            executors.run_dask(load_sweep(sweep_file).runs(), db, "tcp://127.0.0.1:1", connect_timeout=1)
+            sweep_runner.run_dask(load_sweep(sweep_file).runs(), db, "tcp://127.0.0.1:1", connect_timeout=1)
 
 
 def test_a_dask_worker_with_several_threads_is_refused(sweep_file, tmp_path):
@@ -190,7 +190,7 @@ def test_a_dask_worker_with_several_threads_is_refused(sweep_file, tmp_path):
     ) as cluster:
         with Store(tmp_path / "s.db") as db:
             with pytest.raises(LRControlError, match="nthreads 1"):
-                executors.run_dask(load_sweep(sweep_file).runs(), db, cluster.scheduler_address)
+                sweep_runner.run_dask(load_sweep(sweep_file).runs(), db, cluster.scheduler_address)
 
 
 def test_a_worker_killed_from_outside_at_an_arbitrary_moment_changes_nothing(sweep_file, tmp_path):
@@ -201,13 +201,13 @@ def test_a_worker_killed_from_outside_at_an_arbitrary_moment_changes_nothing(swe
     psutil = pytest.importorskip("psutil")
     runs = load_sweep(sweep_file, budget=300).runs()
     with Store(tmp_path / "ref.db") as db:
-        executors.run_local(runs, db, workers=2)
+        sweep_runner.run_local(runs, db, workers=2)
     outcome: list = []
 
     def sweep() -> None:
         with Store(tmp_path / "s.db") as db:
             outcome.append(
-                executors.run_local(runs, db, workers=2, checkpoint_dir=str(tmp_path / "ck"), checkpoint_seconds=0)
+                sweep_runner.run_local(runs, db, workers=2, checkpoint_dir=str(tmp_path / "ck"), checkpoint_seconds=0)
             )
 
     thread = threading.Thread(target=sweep)
@@ -239,19 +239,19 @@ def test_a_run_that_raises_is_reported_the_others_are_recorded_and_the_next_call
     _failing(monkeypatch, "adam(lr=0.05)")
     failed_seen = []
     with Store(store) as db:
-        outcome = executors.run_local(
+        outcome = sweep_runner.run_local(
             runs, db, workers=2, checkpoint_dir=str(ckpt), on_failed=lambda r, e: failed_seen.append(r.key)
         )
     assert outcome.recorded == RUNS - 2 and recorded(store) == RUNS - 2
     assert sorted(r.seed for r, _ in outcome.failed) == [0, 1]
     assert {r.spec for r, _ in outcome.failed} == {"adam(lr=0.05) + warmup(steps=0.2) + cosine()"}
-    assert all("RuntimeError: injected failure" in error and "executors.py" in error for _, error in outcome.failed)
+    assert all("RuntimeError: injected failure" in error and "executor.py" in error for _, error in outcome.failed)
     assert sorted(failed_seen) == sorted(r.key for r, _ in outcome.failed)
-    assert executors.describe(outcome)["failed"][0]["error"].startswith("RuntimeError")
+    assert sweep_runner.describe(outcome)["failed"][0]["error"].startswith("RuntimeError")
 
     monkeypatch.delenv("LRCONTROL_FAIL_SPEC")  # the cause is fixed: the same call runs only the failed runs
     with Store(store) as db:
-        again = executors.run_local(runs, db, workers=2, checkpoint_dir=str(ckpt))
+        again = sweep_runner.run_local(runs, db, workers=2, checkpoint_dir=str(ckpt))
     assert (again.skipped, again.recorded, again.failed) == (RUNS - 2, 2, [])
     assert comparable(store) == reference
 
@@ -263,6 +263,6 @@ def test_a_run_that_raises_on_dask_is_reported_and_the_others_are_recorded(sweep
         n_workers=1, threads_per_worker=1, processes=False, protocol="tcp", host="127.0.0.1", dashboard_address=None
     ) as cluster:
         with Store(tmp_path / "s.db") as db:
-            outcome = executors.run_dask(load_sweep(sweep_file).runs(), db, cluster.scheduler_address)
+            outcome = sweep_runner.run_dask(load_sweep(sweep_file).runs(), db, cluster.scheduler_address)
     assert outcome.recorded == RUNS - 2 and len(outcome.failed) == 2
     assert all("injected failure" in error for _, error in outcome.failed)

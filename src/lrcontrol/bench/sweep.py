@@ -13,7 +13,7 @@
 grids, seeds, budgets (each method is built at each budget so horizon errors surface now), and that
 each task's data is there — and raises LRControlError with one line naming the file, the entry and
 the fix. `expand` gives the runs; duplicates (an included suite overlapping) are dropped by key.
-Executing them lives in `lrcontrol.bench.executors`.
+Executing them is `lrcontrol.bench.sweep_runner`'s job, on an executor (`lrcontrol.bench.executor`).
 """
 
 from __future__ import annotations
@@ -36,7 +36,9 @@ METHOD_KEYS = ("spec", "lrs")
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One run of a sweep: everything a worker needs, as plain picklable data."""
+    """One run: everything a worker needs, as plain picklable data (what an executor's `submit` takes).
+
+    Build one with `RunSpec.create`, which checks the task and the spec and computes the key."""
 
     task: str
     size: str
@@ -45,6 +47,39 @@ class RunSpec:
     budget: int
     key: str
     sweep: str = ""
+    horizon: int | None = None  # the steps the controller plans for (None: the budget)
+    # the key of a shorter run of the same task, spec, seed and horizon whose checkpoint this run starts
+    # from (a multi-fidelity tuner extends it); the result is the same either way, only cheaper
+    resume_from: str | None = None
+
+    @classmethod
+    def create(
+        cls,
+        task: str,
+        spec: str,
+        seed: int,
+        budget: int | None = None,
+        *,
+        size: str = "default",
+        horizon: int | None = None,
+        sweep: str = "",
+        resume_from: str | None = None,
+    ) -> RunSpec:
+        """The run of `spec` on the task named `task` (at `size`) from `seed`, for `budget` steps (default:
+        the task's). The spec is canonicalised; the key is the store's `run_key`."""
+        from lrcontrol.bench.store import run_key
+        from lrcontrol.spec import parse
+        from lrcontrol.tasks import get_task
+
+        if not _is_int(seed) or seed < 0:
+            raise LRControlError(f"seed must be a whole number ≥ 0, got {seed!r}")
+        the_task = get_task(task, size)
+        canonical = str(parse(spec))
+        budget = the_task.budget if budget is None else _check_budget(budget, f"run {task} {canonical}")
+        if horizon is not None and (not _is_int(horizon) or horizon < budget):
+            raise LRControlError(f"horizon must be a whole number of steps ≥ the budget ({budget}), got {horizon!r}")
+        key = run_key(the_task.key, canonical, seed, budget, horizon)
+        return cls(the_task.name, size, canonical, seed, budget, key, sweep, horizon, resume_from)
 
 
 @dataclass(frozen=True)

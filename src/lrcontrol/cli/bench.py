@@ -166,7 +166,7 @@ def sweep_cmd(
 
         lrcontrol sweep suites/quick.toml --scheduler tcp://10.0.0.5:8786 --no-checkpoints
     """
-    from lrcontrol.bench import executors
+    from lrcontrol.bench import sweep_runner
     from lrcontrol.bench.store import Store
     from lrcontrol.bench.sweep import load_sweep
 
@@ -187,7 +187,7 @@ def sweep_cmd(
         done = 0
         if store.exists():
             with Store(store) as db:
-                done = len(runs) - len(executors.pending_runs(db, runs))
+                done = len(runs) - len(sweep_runner.pending_runs(db, runs))
         result = {"sweep": sweep.name, "runs": len(runs), "already_done": done, "store": str(store)}
         print_json(result) if as_json else console.print(f"{sweep.name}: {len(runs)} runs, {done} already in {store}")
         return
@@ -204,7 +204,7 @@ def sweep_cmd(
     )
 
     with Store(store) as db:
-        todo = len(executors.pending_runs(db, runs))
+        todo = len(sweep_runner.pending_runs(db, runs))
         progress = Progress(
             TextColumn(f"[bold]{sweep.name}[/]"),
             BarColumn(),
@@ -233,33 +233,12 @@ def sweep_cmd(
                 progress.console.print(f"[red]run failed:[/] {run.task} {run.spec} seed {run.seed}: {error}")
 
         try:
-            with progress:
-                if scheduler is not None:
-                    outcome = executors.run_dask(
-                        runs,
-                        db,
-                        scheduler,
-                        checkpoint_dir,
-                        checkpoint_seconds,
-                        keep_checkpoints,
-                        on_done,
-                        on_failed=on_failed,
-                    )
-                else:
-                    outcome = executors.run_local(
-                        runs,
-                        db,
-                        workers or executors.default_workers(),
-                        checkpoint_dir,
-                        checkpoint_seconds,
-                        keep_checkpoints,
-                        on_done,
-                        on_failed,
-                    )
-        except executors.Interrupted as stop:
+            with progress, _executor(scheduler, workers, checkpoint_dir, checkpoint_seconds) as executor:
+                outcome = sweep_runner.run_sweep(runs, db, executor, keep_checkpoints, on_done, on_failed)
+        except sweep_runner.Interrupted as stop:
             err_console.print(f"[yellow]stopped:[/] {stop}")
             raise typer.Exit(130) from None
-    result = {"sweep": sweep.name, "store": str(store), **executors.describe(outcome)}
+    result = {"sweep": sweep.name, "store": str(store), **sweep_runner.describe(outcome)}
     if as_json:
         print_json(result)
     else:
@@ -271,6 +250,18 @@ def sweep_cmd(
             _print_failures(outcome.failed)
     if outcome.failed:
         raise typer.Exit(1)
+
+
+def _executor(scheduler: str | None, workers: int | None, checkpoint_dir: str | None, checkpoint_seconds: float) -> Any:
+    """The Dask executor when a scheduler is given, else the local one (default: one worker per core)."""
+    if scheduler is not None:
+        from lrcontrol.bench.dask_executor import DaskExecutor
+
+        return DaskExecutor(scheduler, checkpoint_dir, checkpoint_seconds)
+    from lrcontrol.bench.local_executor import LocalExecutor
+    from lrcontrol.bench.sweep_runner import default_workers
+
+    return LocalExecutor(workers or default_workers(), checkpoint_dir, checkpoint_seconds)
 
 
 #: failed runs listed one by one after a sweep; the rest are counted
