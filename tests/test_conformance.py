@@ -24,7 +24,8 @@ import torch
 import lrcontrol
 from lrcontrol.registry import entries
 
-CONTROLLERS = [e for e in entries() if e.kind != "optimizer"]
+# "groups" terms (discriminative) arrange param groups at build time; tests/test_practice.py covers them.
+CONTROLLERS = [e for e in entries() if e.kind not in ("optimizer", "groups")]
 DEFAULT_OPTIMIZER = "sgd(lr=0.05, momentum=0.9)"
 STEPS = 40
 EVAL_EVERY = 2

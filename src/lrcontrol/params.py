@@ -14,7 +14,18 @@ from lrcontrol.errors import SpecError
 
 REQUIRED: Any = type("Required", (), {"__repr__": lambda self: "REQUIRED"})()
 
-_TYPES = ("float", "int", "bool", "str", "horizon", "ints", "floats")
+_TYPES = ("float", "int", "bool", "str", "horizon", "ints", "floats", "mapping")
+
+
+class NameMap(tuple):
+    """A "mapping" argument: ordered (pattern, number) pairs, written `{"backbone.*": 0.1}` in a spec.
+
+    A tuple (not a dict) so that terms stay hashable and keep the order the user wrote (the first
+    matching pattern wins); the spec printer writes it back as a dict literal.
+    """
+
+    def as_dict(self) -> dict[str, float]:
+        return dict(self)
 
 
 @dataclass(frozen=True)
@@ -22,7 +33,8 @@ class Param:
     """One parameter of an optimizer or controller.
 
     type: "float", "int", "bool", "str", "horizon" (an int number of steps or a float fraction of
-    the run in (0, 1]), "ints" / "floats" (a list or tuple of numbers, `length` fixes its size).
+    the run in (0, 1]), "ints" / "floats" (a list or tuple of numbers, `length` fixes its size),
+    "mapping" (string keys to numbers, e.g. `{"backbone.*": 0.1}`; a `NameMap`).
     `low`/`high` bound numbers (and every element of a sequence); `*_open` makes a bound exclusive.
     `choices` lists allowed strings; for a number it lists extra strings allowed instead of a number
     (e.g. CLARA's d="auto"). `nullable` allows None.
@@ -91,6 +103,8 @@ class Param:
                     + _closest(value, self.choices)
                 )
             return value
+        if self.type == "mapping":
+            return self._mapping(value, where)
         if self.type in ("ints", "floats"):
             if not isinstance(value, (list, tuple)):
                 raise SpecError(f"{where}: {self.name} must be a list of numbers, got {value!r}")
@@ -103,6 +117,19 @@ class Param:
             return self._horizon(value, where)
         return self._number(value, self.type, where)
 
+    def _mapping(self, value: Any, where: str) -> NameMap:
+        pairs = list(value.items()) if isinstance(value, dict) else value
+        if not isinstance(pairs, (list, tuple)) or not all(isinstance(p, (list, tuple)) and len(p) == 2 for p in pairs):
+            raise SpecError(f'{where}: {self.name} must be a mapping like {{"backbone.*": 0.1}}, got {value!r}')
+        out = []
+        for key, number in pairs:
+            if not isinstance(key, str) or not key:
+                raise SpecError(f"{where}: {self.name}'s keys must be non-empty strings, got {key!r}")
+            out.append((key, float(self._number(number, "float", where))))
+        if len({k for k, _ in out}) != len(out):
+            raise SpecError(f"{where}: {self.name} names a key twice")
+        return NameMap(out)
+
     def _expected(self) -> str:
         rng = self.describe_range()
         base = {
@@ -111,6 +138,7 @@ class Param:
             "horizon": "a number of steps (int) or a fraction of the run (float in (0, 1])",
             "ints": "a list of integers",
             "floats": "a list of numbers",
+            "mapping": 'a mapping of strings to numbers, e.g. {"backbone.*": 0.1}',
         }.get(self.type, self.type)
         return f"{base} in {rng}" if rng and self.type in ("float", "int") else base
 

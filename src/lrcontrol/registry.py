@@ -13,7 +13,7 @@ from typing import Any
 from lrcontrol.errors import SpecError
 from lrcontrol.params import Param, closest_hint
 
-KINDS = ("optimizer", "schedule", "reactive", "online", "finder")
+KINDS = ("optimizer", "groups", "gradient", "schedule", "reactive", "online", "finder")
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
     adamw(lr=1e-3, weight_decay=0.01) + warmup(0.05) + cosine() + plateau(patience=3)
 
 Grammar: terms joined by `+`; a term is `name` or `name(args)`; arguments are literals (numbers,
-strings, True/False/None, lists or tuples of numbers), positional in the declared order or by
+strings, True/False/None, lists or tuples of numbers, {"string": number} mappings), positional in the declared order or by
 keyword. An optimizer, if present, comes first. The text is parsed with Python's `ast` and never
 evaluated. `str(parse(s))` is canonical — keywords only, declared order, defaults dropped, floats
 by `repr` — so `parse(str(parse(s))) == parse(s)` and a stored result names its method exactly.
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lrcontrol.errors import LRControlError, SpecError
+from lrcontrol.params import NameMap
 from lrcontrol.registry import Entry, lookup
 
 MAX_SPEC_LENGTH = 2000
@@ -69,6 +70,8 @@ class Spec:
 
 
 def format_value(value: Any) -> str:
+    if isinstance(value, NameMap):
+        return "{" + ", ".join(f"{format_value(k)}: {format_value(v)}" for k, v in value) + "}"
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, tuple):
@@ -87,6 +90,8 @@ def _literal(node: ast.AST, where: str) -> Any:
             return -inner if isinstance(node.op, ast.USub) else inner
     if isinstance(node, (ast.List, ast.Tuple)):
         return tuple(_literal(e, where) for e in node.elts)
+    if isinstance(node, ast.Dict) and all(k is not None for k in node.keys):
+        return {_literal(k, where): _literal(v, where) for k, v in zip(node.keys, node.values)}
     text = ast.unparse(node)
     raise SpecError(
         f"{where}: {text!r} is not a literal; arguments must be numbers, strings, True/False/None "

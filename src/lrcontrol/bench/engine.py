@@ -39,6 +39,7 @@ from typing import Any
 import torch
 
 import lrcontrol
+from lrcontrol.control.batch import batch_multiplier, batches_consumed, resolve_batch_size
 from lrcontrol.errors import LRControlError
 from lrcontrol.optim.modes import eval_mode, has_modes
 
@@ -204,7 +205,10 @@ def run(
         "train_batches": lambda: instance.train_batches(torch.Generator().manual_seed(seed)),
         "task": task,
     }
-    optimizer, controller = lrcontrol.build(model.parameters(), spec, total_steps=horizon, resources=resources)
+    # The model itself (not .parameters()): discriminative() needs the parameters' names; and the task's
+    # batch size written into batch_scale(), so the stored spec says what its LR was scaled to.
+    spec = resolve_batch_size(lrcontrol.parse(spec), task.batch_size)
+    optimizer, controller = lrcontrol.build(model, spec, total_steps=horizon, resources=resources)
     # The clock starts after building: a process's first optimizer imports torch._dynamo (seconds),
     # which is not the method's cost.
     started = time.perf_counter()
@@ -245,15 +249,23 @@ def run(
         trajectory.eval_steps.append(0)
         trajectory.val.append(_evaluate(instance, model, optimizer, "val"))
     batches = instance.train_batches(torch.Generator().manual_seed(seed))
-    for _ in range(start):
+    for _ in range(batches_consumed(controller, start)):
         next(batches)
     last_saved = time.perf_counter()
     model.train()
 
     for t in range(start, budget):
-        loss = instance.loss(model, next(batches))
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        accumulate = batch_multiplier(controller, t)  # > 1 only under increase_batch(): a k-times batch
+        if accumulate == 1:
+            loss = instance.loss(model, next(batches))
+            loss.backward()
+        else:
+            losses = [instance.loss(model, next(batches)) / accumulate for _ in range(accumulate)]
+            for part in losses[:-1]:
+                part.backward()
+            losses[-1].backward()
+            loss = torch.stack([part.detach() for part in losses]).sum()
         optimizer.step()
         record = (t + 1) % trajectory.stride == 0 or t + 1 == budget
         if record:

@@ -318,6 +318,7 @@ def _check_tasks_load(groups: list[Group]) -> None:
 def expand(sweep: Sweep) -> list[RunSpec]:
     """Every run of the sweep, in a stable order (task, method, lr, seed); duplicates dropped."""
     from lrcontrol.bench.store import run_key
+    from lrcontrol.control.batch import resolve_batch_size
     from lrcontrol.spec import with_lr
     from lrcontrol.tasks import get_task
 
@@ -327,7 +328,8 @@ def expand(sweep: Sweep) -> list[RunSpec]:
             task = get_task(name, size)
             for spec, lrs in group.methods:
                 for lr in lrs:
-                    full = str(with_lr(spec, lr))
+                    # the task's batch size written into batch_scale(): the key matches the stored run's
+                    full = str(resolve_batch_size(with_lr(spec, lr), task.batch_size))
                     for seed in group.seeds:
                         key = run_key(task.key, full, seed, budget)
                         runs.setdefault(key, RunSpec(name, size, full, seed, budget, key, sweep.name))

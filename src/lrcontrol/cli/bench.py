@@ -56,6 +56,7 @@ def run_cmd(
 
     from lrcontrol.bench.engine import run
     from lrcontrol.bench.store import Store, run_key
+    from lrcontrol.control.batch import resolve_batch_size
     from lrcontrol.spec import parse
     from lrcontrol.tasks import get_task
 
@@ -70,6 +71,7 @@ def run_cmd(
         fail(f"the spec {spec!r} names no optimizer; start it with one, e.g. 'sgd(lr=0.1) + {spec}'")
     the_task = get_task(task, size)
     the_task.meta_features()  # loads the data: a missing data set fails here, before anything is written
+    parsed = resolve_batch_size(parsed, the_task.batch_size)  # batch_scale() records the batch it scaled to
     budget = budget or the_task.budget
     if horizon is not None and horizon < budget:
         fail(f"--horizon {horizon} is shorter than the budget {budget}")

@@ -104,6 +104,8 @@ class Factor:
     example_optimizer: ClassVar[str] = ""
     uses_step_hooks: ClassVar[bool] = False
     uses_loss: ClassVar[bool] = False
+    #: order among the step hooks (lower first): -2 gradient transforms, -1 step transforms, 0 the rest
+    hook_order: ClassVar[int] = 0
     #: training steps this factor spent outside the run itself (e.g. an LR range test); counted as cost
     extra_steps: int = 0
     #: attributes that are not runtime state (besides `ctx` and `config`); merged over the base classes
@@ -271,7 +273,9 @@ class LRController(LRScheduler):
         for f in self.factors:
             f.attach(self.context)
         self._uses_loss = any(f.uses_loss for f in self.factors)
-        self._hooked = [f for f in self.factors if f.uses_step_hooks]
+        # Gradient transforms (clipping) first, then step transforms (trust ratio), then the rest in
+        # stack order: every online rule must see the gradients and the step the optimizer really used.
+        self._hooked = sorted((f for f in self.factors if f.uses_step_hooks), key=lambda f: f.hook_order)
         self._handles: list[Any] = []
         if self._hooked:
             self._handles.append(optimizer.register_step_pre_hook(self._pre_hook))

@@ -4,7 +4,7 @@ Importing this package registers every family; loading a family's data happens o
 its tasks is built or asked for its meta-features.
 """
 
-from lrcontrol.tasks import image, language, sequence, synthetic, tabular  # noqa: F401  (each module registers its family)
+from lrcontrol.tasks import finetune, image, language, sequence, synthetic, tabular  # noqa: F401  (each registers its tasks)
 from lrcontrol.tasks.base import FAMILIES, SIZES, Task, TaskInstance
 from lrcontrol.tasks.registry import get_task, list_tasks, task_family
 
