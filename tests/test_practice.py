@@ -259,3 +259,15 @@ def test_the_engine_accumulates_the_grown_batch_and_resumes_exactly(tmp_path):
     assert first.steps == 5
     resumed = run(task, spec, seed=0, budget=10, horizon=10, checkpoint=tmp_path / "c.pt")
     assert resumed.train_loss == whole.train_loss and resumed.lrs == whole.lrs
+
+
+def test_the_example_in_docs_practice_md_runs():
+    import re
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[1] / "docs" / "practice.md"
+    blocks = re.findall(r"```python\n(.*?)```", docs.read_text(), flags=re.S)
+    assert len(blocks) >= 1, "docs/practice.md lost its example"
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, str(docs), "exec"), namespace)  # the example asserts what it shows

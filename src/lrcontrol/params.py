@@ -27,6 +27,9 @@ class NameMap(tuple):
     def as_dict(self) -> dict[str, float]:
         return dict(self)
 
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
 
 @dataclass(frozen=True)
 class Param:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lrcontrol.errors import SpecError
-from lrcontrol.params import Param, closest_hint
+from lrcontrol.params import NameMap, Param, closest_hint
 
 KINDS = ("optimizer", "groups", "gradient", "schedule", "reactive", "online", "finder")
 
@@ -62,6 +62,8 @@ class Entry:
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, NameMap):
+        return value.as_dict()
     if isinstance(value, tuple):
         return list(value)
     return value

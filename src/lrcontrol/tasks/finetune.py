@@ -11,8 +11,8 @@ instead of a random one.
   `<cache>/pretrained/` (see `lrcontrol.data.cache`) under a name that holds the task version and a
   fingerprint of the data they were trained on, written atomically, loaded with
   `torch.load(weights_only=True)` (no code runs), and rebuilt — bit for bit the same — when missing.
-  Smoke size: 60 steps on ~1 000 images (about a second); default: 800 steps on 27 500 images
-  (about ten seconds on an idle core), then cached.
+  Smoke size: 60 steps of 32 images; default: 800 steps of 128 of the 27 500 images (2–3 min on a
+  heavily shared 2-core machine), then cached.
 - Fine-tuning: classes 5–9 (Sandal, Shirt, Sneaker, Bag, Ankle boot), relabelled 0–4: the first
   `train` training images of those classes (little data, as fine-tuning usually has), and the val
   and test images of those classes from the fixed Fashion-MNIST splits (`lrcontrol.tasks.image`).
