@@ -57,13 +57,6 @@ class _Clip(Factor):
     def observables(self) -> dict[str, Any]:
         return {"clipped_fraction": self.clipped / self.steps if self.steps else 0.0, "last_grad_norm": self.last_norm}
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"steps": self.steps, "clipped": self.clipped, "last_norm": self.last_norm}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.steps, self.clipped = int(state["steps"]), int(state["clipped"])
-        self.last_norm = float(state["last_norm"])
-
 
 @register_factor
 class ClipNorm(_Clip):

@@ -90,6 +90,8 @@ class TrustRatio(Factor):
     #: after gradient transforms (clipping) in the pre-step hooks, and first in the post-step hooks,
     #: so that online rules measure the step actually taken
     hook_order: ClassVar[int] = -1
+    #: `rescale` follows from the optimizer at attach; `_before` lives within one optimizer step
+    transient = ("rescale", "_before")
 
     def check_config(self) -> None:
         if self.config["min_ratio"] > self.config["max_ratio"]:
@@ -165,10 +167,3 @@ class TrustRatio(Factor):
 
     def observables(self) -> dict[str, Any]:
         return {"group_ratios": list(self.group_ratios), "tensor_ratios": [list(r) for r in self.tensor_ratios]}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"group_ratios": list(self.group_ratios), "tensor_ratios": [list(r) for r in self.tensor_ratios]}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.group_ratios = [float(r) for r in state["group_ratios"]]
-        self.tensor_ratios = [[float(r) for r in rs] for rs in state["tensor_ratios"]]
