@@ -13,7 +13,7 @@ Every method is Adam with a cosine decay, and differs only in how the LR is spre
 - trust (LAMB): each weight tensor steps lr·‖θ‖ (`trust()`), so its LR is a relative step size and
   its grid is a decade higher (the same number of points).
 
-Same cost: each method gets the same number of runs (5 LRs × 3 seeds) of the same number of steps
+Same cost: each method gets the same number of runs (6 LRs × 3 seeds) of the same number of steps
 (the trust ratio's extra work is two norms per tensor; wall times are printed). The LR is chosen per
 method by the mean final validation accuracy over the seeds; the table reports the test accuracy at
 that LR (mean ± standard deviation over the seeds). Results are kept in results/finetune_compare.json
@@ -39,7 +39,7 @@ from lrcontrol.tasks import get_task
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "practice.md"
 START, END = "<!-- finetune_compare:start -->", "<!-- finetune_compare:end -->"
-GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
+GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
 METHODS = {
     "uniform": ("adam + cosine()", GRID),
     "discriminative ×0.1": ('adam + discriminative(patterns={"backbone.*": 0.1}) + cosine()', GRID),
