@@ -12,11 +12,12 @@ import pytest
 from rich.console import Console
 
 from lrcontrol.bench.metrics import (
+    Selection,
+    analysis_view,
     average_ranks,
     best_value,
     bootstrap_iqm,
     curve_auc,
-    enrich_record,
     final_value,
     interquartile_mean,
     lr_grid,
@@ -31,10 +32,10 @@ from lrcontrol.bench.metrics import (
     seed_statistics,
     steps_to_target,
     summarize,
-    summary_table,
     task_scores,
     vbs_sbs,
 )
+from lrcontrol.cli.display import summary_table
 from lrcontrol.errors import LRControlError
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "metrics.md"
@@ -48,7 +49,7 @@ def rec(task, method, lr, seed, final, higher_is_better=False, diverged=False, *
         "seed": seed,
         "metric": "accuracy" if higher_is_better else "loss",
         "higher_is_better": higher_is_better,
-        "final": final,
+        "final_metric": final,
         "diverged": diverged,
         "budget": 100,
         "steps": 100,
@@ -144,15 +145,26 @@ def test_cost_counts_extra_steps_in_full_run_equivalents():
     assert math.isnan(run_cost({"steps": 100}))
 
 
-def test_a_store_row_is_enriched_from_its_trajectory():
-    row = rec("L", "A", 0.1, 0, None, target=0.6, initial=None)
-    del row["final"]
-    row["final_metric"], row["best_metric"] = 0.5, 0.5
+def test_a_record_with_a_trajectory_gets_its_curve_metrics_and_keeps_its_own():
+    row = rec("L", "A", 0.1, 0, 0.5, target=0.6, initial=None, best_metric=0.5)
     row["trajectory"] = {"eval_steps": [0, 50, 100], "val": [{"loss": 2.0}, {"loss": 1.0}, {"loss": 0.5}]}
-    out = enrich_record(row)
-    assert out["final"] == 0.5 and out["best"] == 0.5 and out["initial"] == 2.0
+    out = analysis_view(row)
+    assert out["final_metric"] == 0.5 and out["best_metric"] == 0.5 and out["initial"] == 2.0
     assert out["steps_to_target"] == 100
     assert out["auc"] == pytest.approx((50 * 1.5 + 50 * 0.75) / 100)
+    assert analysis_view({**row, "auc": 0.25})["auc"] == 0.25  # a value the record gives is kept
+    assert "steps_to_target" not in analysis_view({**row, "target": None})
+
+
+def test_one_selection_serves_every_metric_and_must_match_the_score():
+    selection = Selection.from_records(two_tasks())
+    assert normalised_regret(selection) == normalised_regret(two_tasks())
+    assert task_scores(selection) == task_scores(two_tasks())
+    assert lr_grid(selection) == lr_grid(two_tasks()) and seed_statistics(selection) == seed_statistics(two_tasks())
+    assert summarize(selection, n_bootstrap=50) == summarize(two_tasks(), n_bootstrap=50)
+    assert profile_ratios(selection) == profile_ratios(two_tasks())
+    with pytest.raises(LRControlError, match="ranks by 'final', not 'best'"):
+        normalised_regret(selection, score="best")
 
 
 # ---------------------------------------------------------------------------------------------- statistics
@@ -422,7 +434,7 @@ def test_summary_table_renders_one_row_per_method_with_the_sbs():
         ([rec("T", "a", 0.1, 0, 1.0), rec("T", "a", 0.1, 0, 2.0)], {}, "same budget"),
         ([rec("T", "a", 0.1, 0, 1.0), rec("T", "b", 0.1, 0, 0.9, True)], {}, "different metrics"),
         ([rec("T", "a", 0.1, 0, 1.0, higher_is_better="yes")], {}, "higher_is_better"),
-        ([rec("T", "a", 0.1, 0, "low")], {}, "'final' must be a number"),
+        ([rec("T", "a", 0.1, 0, "low")], {}, "'final_metric' must be a number"),
         ([rec("T", "a", 0.1, 0, 1.5, True)], {}, "optimum"),
         (["not a record"], {}, "mapping"),
         ([rec("T", "a", 0.1, 0, 1.0)], {"within_percent": -1}, "within_percent"),

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from lrcontrol.bench.engine import Trajectory, run
+from lrcontrol.bench.record import COLUMNS, RunRecord
 from lrcontrol.bench.store import Store, method_of, run_key
 from lrcontrol.errors import LRControlError
 from lrcontrol.tasks import get_task
@@ -116,3 +117,21 @@ def test_a_file_that_is_not_a_store_is_a_clear_error(tmp_path):
         Store(junk)
     with pytest.raises(LRControlError, match="no store at"):
         Store(tmp_path / "missing.db", create=False)
+
+
+def test_the_store_keeps_run_records_whose_fields_are_its_columns(tmp_path, finished):
+    task = get_task(TASK, "smoke")
+    record = RunRecord.from_run(task, finished, sweep="s")
+    assert list(record.to_dict()) == list(COLUMNS) and record.key == run_key(task.key, finished.spec, 0, 20)
+    curve = [v[task.metric] for v in finished.val]
+    assert record.best_metric == min(curve) and record.final_metric == curve[-1]  # scored once, here
+    with Store(tmp_path / "r.db") as db:
+        assert db.add(record) is True
+        (back,) = db.records()
+        (light,) = db.records(trajectories=False)
+    assert isinstance(back, RunRecord)
+    assert {**back.to_dict(), "finished_at": 0} == {**record.to_dict(), "finished_at": 0}
+    assert back.trajectory_object().train_loss == finished.train_loss
+    # the mapping the metrics read: every column, and the curve's initial value and area
+    assert back["initial"] == curve[0] and "auc" in back and back["final_metric"] == record.final_metric
+    assert light.trajectory is None and "initial" not in light

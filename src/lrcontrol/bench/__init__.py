@@ -1,4 +1,5 @@
-"""The benchmark: the run engine (one run), the result store, the one-run executors, sweeps, metrics.
+"""The benchmark: the run engine (one run), the run record, the result store, the one-run executors,
+sweeps, metrics.
 
     from lrcontrol.bench import run, Store, load_sweep
     from lrcontrol.tasks import get_task
@@ -16,6 +17,7 @@ from lrcontrol.bench.dask_executor import DaskExecutor
 from lrcontrol.bench.engine import Trajectory, run
 from lrcontrol.bench.executor import Executor, ExecutorBroken, as_completed, wait
 from lrcontrol.bench.local_executor import LocalExecutor
+from lrcontrol.bench.record import RunRecord
 from lrcontrol.bench.store import Store, run_key
 from lrcontrol.bench.sweep import RunSpec, Sweep, expand, load_sweep
 
@@ -24,6 +26,7 @@ __all__ = [
     "Executor",
     "ExecutorBroken",
     "LocalExecutor",
+    "RunRecord",
     "RunSpec",
     "Store",
     "Sweep",

@@ -20,79 +20,18 @@ run again skips what is already there, and recording the same run twice is a no-
 from __future__ import annotations
 
 import csv
-import hashlib
-import json
-import math
 import sqlite3
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from lrcontrol.bench.engine import Trajectory, fault_point
+from lrcontrol.bench.record import COLUMNS, RunRecord, method_of, run_key
 from lrcontrol.errors import LRControlError
 
 SCHEMA_VERSION = 1
 
-#: scalar columns of the runs table, in order (the trajectory is stored as JSON in `trajectory`)
-COLUMNS: dict[str, str] = {
-    "key": "TEXT PRIMARY KEY",
-    "task": "TEXT NOT NULL",  # name@version/size
-    "task_name": "TEXT NOT NULL",
-    "task_version": "TEXT NOT NULL",
-    "size": "TEXT NOT NULL",
-    "family": "TEXT NOT NULL",
-    "method": "TEXT NOT NULL",  # the spec without the optimizer's lr: one method across an LR grid
-    "spec": "TEXT NOT NULL",  # canonical, lr included
-    "lr": "REAL",
-    "seed": "INTEGER NOT NULL",
-    "budget": "INTEGER NOT NULL",
-    "horizon": "INTEGER NOT NULL",
-    "steps": "INTEGER NOT NULL",
-    "extra_steps": "INTEGER NOT NULL",
-    "diverged": "INTEGER NOT NULL",
-    "diverged_step": "INTEGER",
-    "metric": "TEXT NOT NULL",  # the task's primary validation metric
-    "higher_is_better": "INTEGER NOT NULL",
-    "target": "REAL",
-    "final_metric": "REAL",  # primary metric at the last evaluation (NULL if diverged)
-    "best_metric": "REAL",
-    "final_loss": "REAL",  # validation loss at the last evaluation
-    "test_metric": "REAL",
-    "test_loss": "REAL",
-    "wall_time": "REAL NOT NULL",
-    "sweep": "TEXT",
-    "finished_at": "REAL NOT NULL",
-    "lrcontrol_version": "TEXT NOT NULL",
-    "trajectory": "TEXT NOT NULL",
-}
-
-
-def run_key(task_key: str, spec: str, seed: int, budget: int, horizon: int | None = None) -> str:
-    """A stable id for a run: sha256 of its identifying fields (the spec must be canonical)."""
-    fields = [task_key, spec, int(seed), int(budget), int(budget if horizon is None else horizon)]
-    return hashlib.sha256(json.dumps(fields).encode()).hexdigest()[:32]
-
-
-def method_of(spec: str) -> tuple[str, float | None]:
-    """Split a canonical spec into (the method without its LR, the LR)."""
-    from lrcontrol.spec import Spec, Term, parse
-
-    parsed = parse(spec)
-    opt = parsed.optimizer
-    if opt is None:
-        return str(parsed), None
-    args = dict(opt.args)
-    lr = args.pop("lr", None)
-    rest = Term(opt.name, tuple(args.items()))
-    return str(Spec((rest, *parsed.factors))), (None if lr is None else float(lr))
-
-
-def _finite_or_none(value: Any) -> float | None:
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
+__all__ = ["COLUMNS", "SCHEMA_VERSION", "Store", "method_of", "run_key"]
 
 
 class Store:
@@ -141,51 +80,17 @@ class Store:
 
     # -- writing ---------------------------------------------------------------------------------
     def record(self, task: Any, trajectory: Trajectory, sweep: str | None = None) -> bool:
-        """Record a finished run in one transaction; False if it was already there."""
+        """Record a finished run of `task` in one transaction; False if it was already there."""
         if not trajectory.finished:
             raise LRControlError(
                 f"run {trajectory.spec} on {trajectory.task} stopped at step {trajectory.steps} of "
                 f"{trajectory.budget}; only finished runs are recorded"
             )
-        import lrcontrol
+        return self.add(RunRecord.from_run(task, trajectory, sweep))
 
-        method, lr = method_of(trajectory.spec)
-        metric = task.metric
-        values = [v.get(metric) for v in trajectory.val if metric in v]
-        finite = [float(v) for v in values if v is not None and math.isfinite(v)]
-        best = (max if task.higher_is_better else min)(finite) if finite else None
-        final = trajectory.final_val() if not trajectory.diverged else {}
-        row = {
-            "key": run_key(task.key, trajectory.spec, trajectory.seed, trajectory.budget, trajectory.horizon),
-            "task": task.key,
-            "task_name": task.name,
-            "task_version": task.version,
-            "size": task.size,
-            "family": task.family,
-            "method": method,
-            "spec": trajectory.spec,
-            "lr": lr,
-            "seed": trajectory.seed,
-            "budget": trajectory.budget,
-            "horizon": trajectory.horizon,
-            "steps": trajectory.steps,
-            "extra_steps": trajectory.extra_steps,
-            "diverged": int(trajectory.diverged),
-            "diverged_step": trajectory.diverged_step,
-            "metric": metric,
-            "higher_is_better": int(task.higher_is_better),
-            "target": task.target,
-            "final_metric": _finite_or_none(final.get(metric)),
-            "best_metric": best,
-            "final_loss": _finite_or_none(final.get("loss")),
-            "test_metric": _finite_or_none(trajectory.test.get(metric)),
-            "test_loss": _finite_or_none(trajectory.test.get("loss")),
-            "wall_time": trajectory.wall_time,
-            "sweep": sweep,
-            "finished_at": time.time(),
-            "lrcontrol_version": lrcontrol.__version__,
-            "trajectory": json.dumps(trajectory.to_dict(), allow_nan=True),
-        }
+    def add(self, record: RunRecord) -> bool:
+        """Write a run record as one row, in one transaction; False if its key was already there."""
+        row = record.row()
         names = ", ".join(row)
         marks = ", ".join("?" for _ in row)
         with self.transaction():
@@ -209,22 +114,14 @@ class Store:
         except sqlite3.Error as exc:
             raise LRControlError(f"SQL error: {exc}") from None
 
-    def records(
-        self, where: str = "", parameters: Iterable[Any] = (), trajectories: bool = True
-    ) -> list[dict[str, Any]]:
-        """Every run as a plain dict (the columns above; `trajectory` decoded), ordered by key.
+    def records(self, where: str = "", parameters: Iterable[Any] = (), trajectories: bool = True) -> list[RunRecord]:
+        """Every run as a `RunRecord`, ordered by key (without its trajectory if `trajectories=False`).
 
-        This is the input of `lrcontrol.bench.metrics`: one record per finished run.
+        What `lrcontrol.bench.metrics` reads as it is: one record per finished run.
         """
         columns = [c for c in COLUMNS if trajectories or c != "trajectory"]
         sql = f"SELECT {', '.join(columns)} FROM runs" + (f" WHERE {where}" if where else "") + " ORDER BY key"
-        out = self.query(sql, parameters)
-        for r in out:
-            r["diverged"] = bool(r["diverged"])
-            r["higher_is_better"] = bool(r["higher_is_better"])
-            if trajectories:
-                r["trajectory"] = json.loads(r["trajectory"])
-        return out
+        return [RunRecord.from_row(row) for row in self.query(sql, parameters)]
 
     def export(self, path: str | Path, format: str) -> int:
         """Write every run to Parquet or CSV (the trajectory as a JSON string column); returns the row count."""

@@ -297,7 +297,7 @@ def summary_cmd(
     store: Path = typer.Argument(..., help="result store written by `lrcontrol sweep`"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
-    """Summarise a store: per task and method, and across tasks (METHODS.md §8).
+    """Summarise a store: per task and method, and across tasks (docs/metrics.md).
 
     Example:
 
@@ -321,34 +321,17 @@ def summary_cmd(
     _print_summary(summary)
 
 
-def _summarize(records: list[dict[str, Any]]) -> Any:
-    from lrcontrol.bench import metrics
+def _summarize(records: list[Any]) -> Any:
+    from lrcontrol.bench.summary import summarize
 
-    return metrics.summarize(records)
+    return summarize(records)
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
-    from lrcontrol.bench import metrics
+    from lrcontrol.cli.display import per_task_table, summary_table
 
-    console.print(metrics.summary_table(summary))
-    table = Table(title="per task: the best method (tuned over its LR grid, median over seeds)")
-    for column in ("task", "metric", "best method", "lr", "value"):
-        table.add_column(column)
-    for row in summary["per_task"]:
-        direction = "↑" if row["higher_is_better"] else "↓"
-        best = ", ".join(row["best_methods"])
-        table.add_row(
-            row["task"], f"{row['metric']} {direction}", best, _cell(row["best_lr"]), _cell(row["best_value"])
-        )
-    console.print(table)
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, (list, tuple)):
-        return ", ".join(_cell(v) for v in value)
-    return "" if value is None else str(value)
+    console.print(summary_table(summary))
+    console.print(per_task_table(summary))
 
 
 @app.command("export")
