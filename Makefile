@@ -24,14 +24,18 @@ lint: setup
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/ruff format --check src tests benchmarks examples
 
+# The report's browser test opens the HTML in Debian's chromium (driven by playwright from the dev extra).
 test: lint
-	$(BIN)/python -m pytest -q -n 2
+	@command -v chromium >/dev/null || bash scripts/install-chromium.sh
+	LRCONTROL_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q -n 2
 
 # The main job: every method family on every task family (suites/quick.toml), then the summary.
 # Re-running continues where a stopped run left off; results stay in results/quick.db.
 bench: setup
 	$(BIN)/lrcontrol sweep suites/quick.toml --store results/quick.db
 	$(BIN)/lrcontrol summary results/quick.db
+	$(BIN)/lrcontrol report results/quick.db -o results/quick.html
+	@echo "report: $(abspath results/quick.html)"
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

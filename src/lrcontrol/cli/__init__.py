@@ -6,6 +6,7 @@ from lrcontrol.cli import (
     bench,  # noqa: F401,E402  (registers: run, sweep, summary, export)
     finder,  # noqa: F401,E402  (registers: find-lr)
     methods,  # noqa: F401,E402  (registers: methods, spec)
+    report,  # noqa: F401,E402  (registers: report, plot)
     tasks,  # noqa: F401,E402  (registers: tasks)
 )
 from lrcontrol.cli.common import app

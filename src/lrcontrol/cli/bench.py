@@ -45,12 +45,13 @@ def run_cmd(
     store: Path = typer.Option(None, "--store", help="also record the run in this store (skipped if already there)"),
     threads: int = typer.Option(1, "--threads", help="torch threads"),
     as_json: bool = typer.Option(False, "--json", help="print the whole trajectory as JSON"),
+    plot: Path = typer.Option(None, "--plot", help="also draw loss, metric and LR per step into this .png/.svg/.pdf"),
 ) -> None:
     """Train one task with one method and print its final metrics.
 
     Example:
 
-        lrcontrol run sphere-10 "sgd(lr=0.1) + cosine()" --size smoke --seed 0 --budget 50
+        lrcontrol run sphere-10 "sgd(lr=0.1) + cosine()" --size smoke --seed 0 --budget 50 --plot run.png
     """
     import torch
 
@@ -75,6 +76,11 @@ def run_cmd(
     budget = budget or the_task.budget
     if horizon is not None and horizon < budget:
         fail(f"--horizon {horizon} is shorter than the budget {budget}")
+    if plot is not None:
+        from lrcontrol.report.output import check_output
+
+        inputs = [p for p in (store, checkpoint) if p is not None]
+        check_output(plot, inputs, (".png", ".svg", ".pdf"))  # before training: a bad path fails at once
     if store is not None:
         _check_new_store_path(store)
         key = run_key(the_task.key, str(parsed), seed, budget, horizon or budget)
@@ -82,6 +88,7 @@ def run_cmd(
             existing = db.records("key = ?", [key])
         if existing:
             _print_run(existing[0]["trajectory"], as_json, note=f"already in {store}")
+            _plot_run(existing[0]["trajectory"], plot, the_task, as_json)
             return
     torch.set_num_threads(threads)
     trajectory = run(the_task, str(parsed), seed, budget, horizon=horizon, checkpoint=checkpoint)
@@ -89,6 +96,17 @@ def run_cmd(
         with Store(store) as db:
             db.record(the_task, trajectory)
     _print_run(trajectory.to_dict(), as_json)
+    _plot_run(trajectory.to_dict(), plot, the_task, as_json)
+
+
+def _plot_run(trajectory: dict[str, Any], path: Path | None, task: Any, as_json: bool) -> None:
+    if path is None:
+        return
+    from lrcontrol.report import plot_run
+
+    plot_run(trajectory, path, task.metric, task.higher_is_better)
+    if not as_json:
+        console.print(f"plot → {path}")
 
 
 def _print_run(trajectory: dict[str, Any], as_json: bool, note: str = "") -> None:
@@ -343,15 +361,26 @@ def export_cmd(
         None, "--output", "-o", help="output file (default: the store path with .parquet/.csv)"
     ),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+    long: bool = typer.Option(
+        False, "--long", help="two tidy tables instead: <base>.steps.<fmt> (per step) and <base>.evals.<fmt>"
+    ),
 ) -> None:
     """Export every run of a store to Parquet or CSV (one row per run; the trajectory as JSON).
 
-    Example:
+    With --long: a per-step table (run key, step, group, lr, effective lr, train loss) and a
+    per-evaluation table (run key, step, metric, value), for pandas and dashboards.
+
+    Examples:
 
         lrcontrol export results/quick.db --format csv -o quick.csv
+
+        lrcontrol export results/quick.db --format parquet --long -o quick.parquet
     """
     if fmt not in ("parquet", "csv"):
         fail(f"unknown --format {fmt!r}; choose parquet or csv")
+    if long:
+        _export_long(store, fmt, output, as_json)
+        return
     output = output or store.with_suffix(f".{fmt}")
     if output.is_dir():
         fail(f"--output {output} is a directory; give a file path")
@@ -366,3 +395,26 @@ def export_cmd(
         print_json({"store": str(store), "output": str(output), "format": fmt, "runs": count})
     else:
         console.print(f"{count} runs → {output}")
+
+
+def _export_long(store: Path, fmt: str, output: Path | None, as_json: bool) -> None:
+    from lrcontrol.report.export import export_long, long_paths
+    from lrcontrol.report.output import check_output
+
+    paths = long_paths(store, output, fmt)
+    for path in paths:
+        check_output(path, [store], (f".{fmt}",))
+    with _open_existing(store) as db:  # a missing, foreign or empty store fails here, before any file is created
+        if not db.count():
+            fail(f"{store} holds no finished runs, so there is nothing to export; run a sweep into it first")
+    try:
+        counts = export_long(store, *paths, fmt)
+    except OSError as exc:
+        raise LRControlError(f"cannot write {paths[0].parent}: {exc}") from None
+    if as_json:
+        print_json({"store": str(store), "steps": str(paths[0]), "evals": str(paths[1]), "format": fmt, **counts})
+    else:
+        console.print(
+            f"{counts['runs']} runs → {counts['step_rows']} step rows in {paths[0]}, "
+            f"{counts['eval_rows']} evaluation rows in {paths[1]}"
+        )
