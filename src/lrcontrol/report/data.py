@@ -206,6 +206,25 @@ def band(series: Sequence[tuple[Sequence[float], Sequence[float]]]) -> Band | No
     return Band(steps, median, q1, q3)
 
 
+#: the training loss is smoothed over this share of a run's recorded steps before the median is taken
+SMOOTHING = 0.05
+
+
+def smooth(values: Sequence[float], share: float = SMOOTHING) -> np.ndarray:
+    """An exponential moving average over about `share` of the points (TensorBoard's smoothing): a
+    minibatch loss is too noisy to read on a log axis, and the median over three seeds does not calm it."""
+    from scipy.signal import lfilter
+
+    data = np.asarray([math.nan if v is None else v for v in values], dtype=float)
+    span = max(1.0, share * data.size)
+    if span <= 1 or not data.size:
+        return data
+    alpha = 2.0 / (span + 1.0)
+    # y_t = α x_t + (1 − α) y_{t−1}, started at y_0 = x_0
+    out, _ = lfilter([alpha], [1.0, alpha - 1.0], data, zi=[(1.0 - alpha) * data[0]])
+    return out
+
+
 def _best_lr_curves(data: ReportData, task: str, method: str) -> dict[str, Any]:
     row = data.task_summary(task)["methods"][method]
     lr = row["best_lr"]
@@ -221,7 +240,7 @@ def _best_lr_curves(data: ReportData, task: str, method: str) -> dict[str, Any]:
         "n_seeds": len(runs),
         "n_diverged": sum(r["diverged"] for r in runs),
         "diverged_steps": [r["diverged_step"] for r in runs if r["diverged"]],
-        "train_loss": band([(t["train_steps"], t["train_loss"]) for t in trajectories]),
+        "train_loss": band([(t["train_steps"], smooth(t["train_loss"])) for t in trajectories]),
         "val": band([(t["eval_steps"], [v.get(metric) for v in t["val"]]) for t in trajectories]),
         "lr_curve": band([(t["train_steps"], [g[0] for g in t["lrs"]]) for t in trajectories if t["lrs"]]),
         "effective_lr": band(

@@ -87,10 +87,13 @@ def line_widths(methods: Sequence[str]) -> dict[str, float]:
     return {m: 1.2 + 1.6 * (len(methods) - 1 - i) / n for i, m in enumerate(methods)}
 
 
-def _draw_band(ax: Any, band: Band | None, colour: str, lw: float = 1.6, dashed: bool = False) -> None:
+def _draw_band(
+    ax: Any, band: Band | None, colour: str, lw: float = 1.6, dashed: bool = False, markers: bool = False
+) -> None:
     if band is None:
         return
-    ax.plot(band.steps, band.median, color=colour, lw=lw, ls="--" if dashed else "-")
+    marker = "o" if markers and band.steps.size <= 40 else None  # few evaluations: show where they are
+    ax.plot(band.steps, band.median, color=colour, lw=lw, ls="--" if dashed else "-", marker=marker, ms=2 + lw)
     if not dashed:
         ax.fill_between(band.steps, band.q1, band.q3, color=colour, alpha=0.18, lw=0)
 
@@ -118,7 +121,7 @@ def _task_row(axes: Sequence[Any], data: ReportData, task: str, panels: Sequence
                 _draw_band(ax, curves["train_loss"], colour, lw)
                 drawn[panel] += [curves["train_loss"].median] if curves["train_loss"] else []
             elif panel == "metric":
-                _draw_band(ax, curves["val"], colour, lw)
+                _draw_band(ax, curves["val"], colour, lw, markers=True)
                 drawn[panel] += [curves["val"].median] if curves["val"] else []
             else:
                 lr, eff = curves["lr_curve"], curves["effective_lr"]

@@ -71,8 +71,11 @@ def summary_section(ctx: Context) -> Section:
         ("tasks", "tasks it ran on"),
         ("runs", "runs in the store (LR grid × seeds × tasks)"),
         ("mean regret ↓", "normalised regret at the best LR, mean over tasks"),
-        ("IQM regret ↓", "interquartile mean of the regret over tasks and seeds"),
-        ("interval", f"{summary['confidence']:.0%} stratified bootstrap interval of the IQM"),
+        (
+            "IQM regret ↓",
+            f"interquartile mean of the regret over tasks and seeds, [{summary['confidence']:.0%} stratified "
+            "bootstrap interval]",
+        ),
         ("avg rank ↓", "mean rank over tasks"),
         ("profile ↑", f"area under the performance profile up to τ = {summary['tau_max']:g}"),
         ("diverged %", "share of its runs that diverged, grid included"),
@@ -90,8 +93,11 @@ def summary_section(ctx: Context) -> Section:
             (str(row["n_tasks"]), str(row["n_tasks"])),
             (str(row["n_runs"]), str(row["n_runs"])),
             _number(row["mean_regret"]),
-            _number(row["iqm_regret"]),
-            (f"[{_number(row['iqm_ci_low'])[0]}, {_number(row['iqm_ci_high'])[0]}]", _number(row["iqm_ci_low"])[1]),
+            (
+                f"{_number(row['iqm_regret'])[0]} <small>[{_number(row['iqm_ci_low'])[0]}, "
+                f"{_number(row['iqm_ci_high'])[0]}]</small>",
+                _number(row["iqm_regret"])[1],
+            ),
             _number(row["average_rank"], 2),
             _number(row["profile_area"]),
             _number(None if row["diverged_share"] is None else 100 * row["diverged_share"], 0),
@@ -141,6 +147,7 @@ def task_sections(ctx: Context) -> Section:
         ctx.step(task)
     intro = (
         "<p>Each method at its best LR on the task: the median over seeds (line) and the interquartile band. "
+        "The training loss is smoothed (an exponential moving average over 5 % of the steps). "
         "The LR panel shows the LR the controller set; dashed, the effective step size where an LR-free "
         "optimizer scales it (d·lr for D-Adaptation and Prodigy). Dotted vertical lines: a seed diverged.</p>"
     )
@@ -210,9 +217,9 @@ nav{position:sticky;top:0;background:#f7f7f7;border-bottom:1px solid #ddd;paddin
 nav a{margin-right:1.2rem;color:#1f4e99;text-decoration:none;font-weight:600}
 h1{font-size:1.6rem;margin:.8rem 0 .2rem} h2{margin-top:2.4rem;border-bottom:2px solid #eee}
 h3{margin:1.6rem 0 .4rem} .meta{color:#666;margin:0 0 1rem}
-table{border-collapse:collapse;font-size:.86rem;margin:.6rem 0}
-.scroll{overflow-x:auto}
-th,td{padding:.3rem .6rem;border-bottom:1px solid #e5e5e5;text-align:right;white-space:nowrap}
+table{border-collapse:collapse;font-size:.82rem;margin:.6rem 0}
+.scroll{overflow-x:auto} td small{color:#666}
+th,td{padding:.28rem .45rem;border-bottom:1px solid #e5e5e5;text-align:right;white-space:nowrap}
 th:first-child,td:first-child{text-align:left} th{background:#fafafa;cursor:pointer;user-select:none}
 table.small{font-size:.8rem} table.small th{cursor:default}
 th.asc::after{content:" ▲"} th.desc::after{content:" ▼"}
