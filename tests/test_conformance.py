@@ -13,6 +13,7 @@ with different base LRs, evaluations every few steps) and must:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import pickle
 import random
@@ -26,6 +27,8 @@ from lrcontrol.registry import entries
 
 # "groups" terms (discriminative) arrange param groups at build time; tests/test_practice.py covers them.
 CONTROLLERS = [e for e in entries() if e.kind not in ("optimizer", "groups")]
+# Each further example of an entry (an option its first example leaves off) is checked as well.
+CONTROLLERS += [dataclasses.replace(e, example=x) for e in list(CONTROLLERS) for x in e.examples]
 DEFAULT_OPTIMIZER = "sgd(lr=0.05, momentum=0.9)"
 STEPS = 40
 EVAL_EVERY = 2
@@ -126,7 +129,7 @@ def save_points(name: str) -> list[int]:
     return [rng.randint(1, STEPS // 4), rng.randint(STEPS // 2, STEPS - 1)]
 
 
-@pytest.mark.parametrize("entry", CONTROLLERS, ids=lambda e: e.name)
+@pytest.mark.parametrize("entry", CONTROLLERS, ids=lambda e: e.example or e.name)
 @pytest.mark.parametrize("which", [0, 1], ids=["early", "late"])
 def test_resume_from_a_random_step_is_bit_identical(entry, which):
     save_at = save_points(entry.name)[which]
@@ -147,7 +150,7 @@ def test_resume_from_a_random_step_is_bit_identical(entry, which):
         assert torch.equal(a, b)
 
 
-@pytest.mark.parametrize("entry", CONTROLLERS, ids=lambda e: e.name)
+@pytest.mark.parametrize("entry", CONTROLLERS, ids=lambda e: e.example or e.name)
 def test_each_param_group_keeps_its_own_base_lr(entry):
     rig = make_rig(entry)
     base = list(rig.controller.base_lrs)
@@ -167,7 +170,7 @@ def test_each_param_group_keeps_its_own_base_lr(entry):
         assert lr0 / lr1 == pytest.approx(base[0] / base[1], rel=1e-9)
 
 
-@pytest.mark.parametrize("entry", CONTROLLERS, ids=lambda e: e.name)
+@pytest.mark.parametrize("entry", CONTROLLERS, ids=lambda e: e.example or e.name)
 def test_non_finite_losses_never_give_a_bad_lr(entry):
     rig = make_rig(entry)
     lrs, _ = train(rig, 0, STEPS, poison=True)
@@ -185,7 +188,7 @@ def test_non_finite_losses_never_give_a_bad_lr(entry):
             assert math.isfinite(lr) and lr > 0, (entry.name, lrs)
 
 
-@pytest.mark.parametrize("entry", CONTROLLERS, ids=lambda e: e.name)
+@pytest.mark.parametrize("entry", CONTROLLERS, ids=lambda e: e.example or e.name)
 def test_same_seed_same_trajectory(entry):
     a, b = make_rig(entry), make_rig(entry)
     lrs_a, _ = train(a, 0, STEPS)
@@ -195,7 +198,7 @@ def test_same_seed_same_trajectory(entry):
         assert torch.equal(pa, pb)
 
 
-@pytest.mark.parametrize("entry", CONTROLLERS, ids=lambda e: e.name)
+@pytest.mark.parametrize("entry", CONTROLLERS, ids=lambda e: e.example or e.name)
 def test_state_survives_pickling_and_deepcopy(entry):
     rig = make_rig(entry)
     train(rig, 0, STEPS // 2)

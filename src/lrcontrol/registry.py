@@ -34,6 +34,8 @@ class Entry:
     summary: str
     example: str = ""
     optimizer: str = ""
+    #: further spec fragments the conformance suite also runs (options the first example leaves off)
+    examples: tuple[str, ...] = ()
 
     def param(self, name: str) -> Param:
         for p in self.params:
@@ -97,6 +99,7 @@ def register_factor(cls: type) -> type:
             summary=_summary(cls),
             example=getattr(cls, "example", ""),
             optimizer=getattr(cls, "example_optimizer", ""),
+            examples=tuple(getattr(cls, "examples", ())),
         )
     )
     return cls

@@ -12,9 +12,11 @@ from lrcontrol.control import (  # noqa: F401  (each module registers its method
     clipping,
     discriminative,
     finder,
+    hf_schedules,
     hypergradient,
     layerwise,
     noise,
+    piecewise,
     reactive,
     schedules,
 )

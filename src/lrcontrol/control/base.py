@@ -94,7 +94,9 @@ class Factor:
     factor's parameters and is refused, naming the parameter, under different ones
     (see docs/edges.md: why lrcontrol refuses instead of restoring the saved hyperparameters as torch does).
 
-    A factor must never return a non-finite, zero or negative multiplier, whatever it is fed.
+    A factor must never return a non-finite, zero or negative multiplier, whatever it is fed —
+    except a factor with `may_reach_zero = True` (Hugging Face's schedules, which start their warmup
+    at LR 0 and end at 0), which may return exactly 0.
     """
 
     name: ClassVar[str] = ""
@@ -106,6 +108,7 @@ class Factor:
     uses_loss: ClassVar[bool] = False
     #: order among the step hooks (lower first): -2 gradient transforms, -1 step transforms, 0 the rest
     hook_order: ClassVar[int] = 0
+    may_reach_zero: ClassVar[bool] = False
     #: training steps this factor spent outside the run itself (e.g. an LR range test); counted as cost
     extra_steps: int = 0
     #: attributes that are not runtime state (besides `ctx` and `config`); merged over the base classes
@@ -202,6 +205,18 @@ def _same_value(a: Any, b: Any) -> bool:
     return a == b
 
 
+def group_values(values: Sequence[float] | None, ctx: Context, owner: str) -> list[float] | None:
+    """A declared list as one value per param group: a single value applies to every group."""
+    if values is None:
+        return None
+    n = ctx.num_groups
+    if len(values) == 1:
+        return [float(values[0])] * n
+    if len(values) != n:
+        raise LRControlError(f"{owner}: {len(values)} values for {n} param groups; give one, or one per group")
+    return [float(v) for v in values]
+
+
 def _as_group_list(value: Multiplier, num_groups: int, owner: str) -> list[float]:
     if isinstance(value, (int, float)):
         return [float(value)] * num_groups
@@ -273,6 +288,7 @@ class LRController(LRScheduler):
         for f in self.factors:
             f.attach(self.context)
         self._uses_loss = any(f.uses_loss for f in self.factors)
+        self._zero_ok = any(f.may_reach_zero for f in self.factors)
         # Gradient transforms (clipping) first, then step transforms (trust ratio), then the rest in
         # stack order: every online rule must see the gradients and the step the optimizer really used.
         self._hooked = sorted((f for f in self.factors if f.uses_step_hooks), key=lambda f: f.hook_order)
@@ -424,7 +440,7 @@ class LRController(LRScheduler):
         lrs = []
         for group, base, m in zip(self.optimizer.param_groups, self.base_lrs, product):
             lr = base * m
-            if not (math.isfinite(lr) and lr > 0):
+            if not (math.isfinite(lr) and (lr > 0 or (lr == 0 and self._zero_ok))):
                 names = ", ".join(f"{f.name}={f.multiplier(self.t)!r}" for f in self.factors)
                 raise LRControlError(f"internal error: step {self.t} produced lr={lr!r} ({names}); please report it")
             if isinstance(group["lr"], torch.Tensor):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
-from lrcontrol.control.base import Factor
+from lrcontrol.control.base import Factor, group_values
 from lrcontrol.control.snapshot import Snapshot
 from lrcontrol.errors import LRControlError
 from lrcontrol.params import Param
@@ -123,8 +123,20 @@ class Plateau(_Reactive):
         _MONITOR,
         _MODE,
         _EVERY,
+        Param(
+            "eps", 0.0, "a cut that would change a group's LR by this much or less is skipped (torch: 1e-8)", low=0.0
+        ),
+        Param(
+            "min_lr",
+            None,
+            "absolute floor (torch's min_lr): one value, or one per param group",
+            type="floats",
+            nullable=True,
+            low=0.0,
+        ),
     )
     example = "plateau(patience=1)"
+    examples = ("plateau(patience=0, eps=1e-3, min_lr=[0.004, 0.01])",)
 
     def attach(self, ctx: Any) -> None:
         super().attach(ctx)
@@ -132,13 +144,37 @@ class Plateau(_Reactive):
         self.bad = 0
         self.cooldown_left = 0
         self.cuts = 0
+        # With min_lr or eps each group is cut on its own, as torch does (per-group floors and skips).
+        self.group_scales: list[float] | None = None
+        if self.config["min_lr"] is not None or self.config["eps"] > 0:
+            self.group_scales = [1.0] * ctx.num_groups
+
+    def multiplier(self, t: int) -> float | list[float]:
+        return self.scale if self.group_scales is None else list(self.group_scales)
+
+    def _cut(self) -> None:
+        gamma = self.config["gamma"]
+        self.scale = max(self.scale * gamma, self.config["min_scale"])
+        if self.group_scales is None:
+            return
+        floors = group_values(self.config["min_lr"], self.ctx, self.name) or [0.0] * self.ctx.num_groups
+        scales = []
+        for s, base, floor in zip(self.group_scales, self.ctx.base_lrs, floors):
+            old = s * base
+            new = max(old * gamma, floor, self.config["min_scale"] * base)
+            scales.append(new / base if old - new > self.config["eps"] else s)
+        self.group_scales = scales
 
     def _improved(self, value: float) -> bool:
         if self.best == math.inf:
             return value < math.inf
         th = self.config["threshold"]
         if self.config["threshold_mode"] == "rel":
-            # Same comparison as torch's ReduceLROnPlateau, written for values mapped to "lower is better".
+            # "Better by a fraction th of the best value's size", on values mapped to lower-is-better.
+            # torch's ReduceLROnPlateau compares with best·(1 − th) (min) / best·(1 + th) (max): the same
+            # for positive values, but for a negative best it asks for less than "no change" (rel mode
+            # counts a worse value as an improvement). lrcontrol keeps the sign-correct rule
+            # (docs/edges.md; tests/test_peer_schedules.py shows the difference).
             return value < self.best - abs(self.best) * th
         return value < self.best - th
 
@@ -153,10 +189,15 @@ class Plateau(_Reactive):
             self.cooldown_left -= 1
             self.bad = 0
         if self.bad > self.config["patience"]:
-            self.scale = max(self.scale * self.config["gamma"], self.config["min_scale"])
+            self._cut()
             self.cooldown_left = self.config["cooldown"]
             self.bad = 0
             self.cuts += 1
+
+    def upgrade_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        state = super().upgrade_state(state)
+        state.setdefault("group_scales", None)  # saved before per-group cuts (min_lr, eps) existed
+        return state
 
     def observables(self) -> dict[str, Any]:
         return {"scale": self.scale, "cuts": self.cuts}

@@ -21,11 +21,19 @@ import math
 import warnings
 from typing import ClassVar
 
-from lrcontrol.control.base import Context, Factor
+from lrcontrol.control.base import Context, Factor, group_values
 from lrcontrol.params import REQUIRED, Param, resolve_horizon
 from lrcontrol.registry import register_factor
 
 _MIN_SCALE = Param("min_scale", 0.0, "end value as a fraction of the base LR", low=0.0, high=1.0, high_open=True)
+_MIN_LR = Param(
+    "min_lr",
+    None,
+    "absolute end LR (torch's eta_min): one value, or one per param group; replaces min_scale",
+    type="floats",
+    nullable=True,
+    low=0.0,
+)
 _STEPS = Param(
     "steps", 1.0, "horizon: steps (int) or fraction of the run (float); default the whole run", type="horizon"
 )
@@ -48,13 +56,26 @@ class Schedule(Factor):
                 self.config[self.horizon_param], ctx.total_steps, self.name, self.horizon_param
             )
 
-    def multiplier(self, t: int) -> float:
+    def multiplier(self, t: int) -> float | list[float]:
         if self.horizon is not None:
             t = min(t, self.horizon - 1)
         return self.value(t)
 
-    def value(self, t: int) -> float:
+    def value(self, t: int) -> float | list[float]:
         raise NotImplementedError
+
+    def floors(self) -> list[float]:
+        """The end value per group as a fraction of its base LR: min_lr / base when an absolute min_lr
+        is given (each group then has its own fraction), min_scale otherwise."""
+        absolute = group_values(self.config.get("min_lr"), self.ctx, self.name)
+        if absolute is None:
+            return [self.config["min_scale"]] * self.ctx.num_groups
+        return [lr / base for lr, base in zip(absolute, self.ctx.base_lrs)]
+
+    def between(self, f: float) -> float | list[float]:
+        """m + (1 − m)·f for each group's floor m (one float when all groups share it)."""
+        values = [m + (1.0 - m) * f for m in self.floors()]
+        return values[0] if len(set(values)) == 1 else values
 
 
 @register_factor
@@ -159,12 +180,12 @@ class Cosine(Schedule):
     """Cosine annealing: m_min + (1 − m_min)(1 + cos πp)/2 (torch CosineAnnealingLR)."""
 
     name = "cosine"
-    params = (_MIN_SCALE, _STEPS)
+    params = (_MIN_SCALE, _MIN_LR, _STEPS)
     horizon_param = "steps"
+    examples = ("cosine(min_lr=[0.001, 0.002])",)
 
-    def value(self, t: int) -> float:
-        m = self.config["min_scale"]
-        return m + (1.0 - m) * (1.0 + math.cos(math.pi * t / self.horizon)) / 2.0
+    def value(self, t: int) -> float | list[float]:
+        return self.between((1.0 + math.cos(math.pi * t / self.horizon)) / 2.0)
 
 
 @register_factor
@@ -176,15 +197,17 @@ class SGDR(Schedule):
         Param("period", REQUIRED, "length of the first cycle: steps (int) or fraction of the run", type="horizon"),
         Param("mult", 1, "each cycle is this many times longer than the one before", type="int", low=1),
         _MIN_SCALE,
+        _MIN_LR,
     )
     example = "sgdr(period=50, mult=2)"
     transient = ("period",)
+    examples = ("sgdr(period=7, min_lr=[1e-4])",)
 
     def attach(self, ctx: Context) -> None:
         super().attach(ctx)
         self.period = resolve_horizon(self.config["period"], ctx.total_steps, self.name, "period")
 
-    def value(self, t: int) -> float:
+    def value(self, t: int) -> float | list[float]:
         length, mult = self.period, self.config["mult"]
         if mult == 1:
             t = t % length
@@ -192,8 +215,7 @@ class SGDR(Schedule):
             while t >= length:  # integer walk over the cycles: exact, and O(log t)
                 t -= length
                 length *= mult
-        m = self.config["min_scale"]
-        return m + (1.0 - m) * (1.0 + math.cos(math.pi * t / length)) / 2.0
+        return self.between((1.0 + math.cos(math.pi * t / length)) / 2.0)
 
 
 @register_factor
@@ -216,20 +238,39 @@ class Cyclic(Schedule):
         ),
         Param("mode", "triangular", "wave shape", type="str", choices=("triangular", "triangular2", "exp_range")),
         Param("gamma", 1.0, "exp_range: amplitude scale per step", low=0.0, high=1.0, low_open=True),
+        Param(
+            "down",
+            None,
+            "steps from the high back to the low point (torch's step_size_down); default half_period",
+            type="horizon",
+            nullable=True,
+        ),
+        Param(
+            "min_lr",
+            None,
+            "absolute lower bound (torch's base_lr): one value, or one per param group; replaces low",
+            type="floats",
+            nullable=True,
+            low=0.0,
+        ),
     )
     example = "cyclic(half_period=20, low=0.1)"
-    transient = ("half",)
+    transient = ("half", "down")
+    examples = ("cyclic(half_period=3, down=5, mode='triangular2')", "cyclic(half_period=4, min_lr=[0.001, 0.005])")
 
     def attach(self, ctx: Context) -> None:
         super().attach(ctx)
         self.half = resolve_horizon(self.config["half_period"], ctx.total_steps, self.name, "half_period")
+        down = self.config["down"]
+        self.down = self.half if down is None else resolve_horizon(down, ctx.total_steps, self.name, "down")
 
-    def value(self, t: int) -> float:
-        # The same arithmetic as torch's CyclicLR with step_size_up = step_size_down.
-        total = 2.0 * self.half
+    def value(self, t: int) -> float | list[float]:
+        # The same arithmetic as torch's CyclicLR (step_size_up = half_period, step_size_down = down).
+        total = float(self.half + self.down)
+        up_ratio = self.half / total
         cycle = math.floor(1 + t / total)
         x = 1.0 + t / total - cycle
-        scale = x / 0.5 if x <= 0.5 else (x - 1) / (0.5 - 1)
+        scale = x / up_ratio if x <= up_ratio else (x - 1) / (up_ratio - 1)
         mode = self.config["mode"]
         if mode == "triangular":
             amplitude = 1.0
@@ -237,8 +278,10 @@ class Cyclic(Schedule):
             amplitude = 1.0 / (2.0 ** (cycle - 1))
         else:
             amplitude = self.config["gamma"] ** t
-        low = self.config["low"]
-        return low + (1.0 - low) * scale * amplitude
+        absolute = group_values(self.config["min_lr"], self.ctx, self.name)
+        lows = [self.config["low"]] if absolute is None else [a / b for a, b in zip(absolute, self.ctx.base_lrs)]
+        values = [low + (1.0 - low) * scale * amplitude for low in lows]
+        return values[0] if len(values) == 1 else values
 
 
 @register_factor
@@ -252,8 +295,15 @@ class OneCycle(Schedule):
         Param("final_div", 1e4, "the end LR is base / (div · final_div)", low=1.0),
         Param("anneal", "cos", "shape of both phases", type="str", choices=("cos", "linear")),
         _STEPS,
+        Param(
+            "three_phase",
+            False,
+            "torch's three_phase: fall back to the start LR as fast as it rose, then anneal to the end",
+            type="bool",
+        ),
     )
     horizon_param = "steps"
+    examples = ("onecycle(rise=0.4, three_phase=True, anneal='linear')",)
 
     def value(self, t: int) -> float:
         # Phase boundaries as in torch's OneCycleLR, so the two agree step for step.
@@ -261,7 +311,15 @@ class OneCycle(Schedule):
         end = start / self.config["final_div"]
         rise_end = self.config["rise"] * self.horizon - 1
         last = self.horizon - 1
-        if t <= rise_end:
+        if self.config["three_phase"]:
+            fall_end = 2 * self.config["rise"] * self.horizon - 2
+            if t <= rise_end:
+                a, b, lo, hi = start, peak, 0.0, rise_end
+            elif t <= fall_end:
+                a, b, lo, hi = peak, start, rise_end, fall_end
+            else:
+                a, b, lo, hi = start, end, fall_end, last
+        elif t <= rise_end:
             a, b, lo, hi = start, peak, 0.0, rise_end
         else:
             a, b, lo, hi = peak, end, rise_end, last
