@@ -93,7 +93,7 @@ def test_methods_json_lists_every_method_with_parameters():
     rules = [d for d in data if d["kind"] in ("schedule", "reactive")]
     assert len(rules) >= 14
     cosine = names["cosine"]
-    assert cosine["summary"] and {p["name"] for p in cosine["params"]} == {"min_scale", "steps"}
+    assert cosine["summary"] and {p["name"] for p in cosine["params"]} == {"min_scale", "min_lr", "steps"}
     assert names["step"]["params"][0]["required"] is True
 
 
