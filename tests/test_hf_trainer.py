@@ -77,7 +77,9 @@ def _trainer(tmp_path, model, optimizer, controller, max_steps, callbacks=(), ra
 def test_plateau_cuts_on_eval_loss_with_the_callback(tmp_path):
     model = _model()
     optimizer, controller = lrcontrol.build(
-        model.parameters(), "adamw(lr=0.05) + plateau(patience=0, gamma=0.5)", total_steps=16
+        model.parameters(),
+        "adamw(lr=0.05) + plateau(patience=0, gamma=0.5) + bold_driver(monitor='loss')",
+        total_steps=16,
     )
     trainer = _trainer(
         tmp_path,
@@ -101,6 +103,8 @@ def test_plateau_cuts_on_eval_loss_with_the_callback(tmp_path):
         ref.report(val_loss=v)
     assert plateau.cuts == ref.factors[0].cuts >= 1
     assert controller.t == 16 and controller.skipped_steps == 0
+    losses = [row["loss"] for row in trainer.state.log_history if "loss" in row]
+    assert controller.factors[1].evaluations == len(losses) == 16  # each logged training loss reached the rule
 
 
 def test_the_logged_lr_of_prodigy_is_d_times_lr(tmp_path):

@@ -223,3 +223,9 @@ def test_resume_from_a_mid_epoch_checkpoint_continues_the_lr_exactly(tmp_path):
     assert sorted(resumed) == list(range(6, total + 1))
     assert all(resumed[s] == full[s] for s in resumed)
     assert module.controller.t == total
+
+
+def test_a_rule_watching_the_training_loss_receives_it(tmp_path):
+    module = Module("sgd(lr=0.1) + bold_driver(monitor='loss', every=2)", total_steps=8)
+    _trainer(tmp_path, 8, callbacks=[LRControlCallback()], limit_val_batches=0).fit(module)
+    assert module.controller.factors[0].evaluations == 4  # one per window of 2 training losses

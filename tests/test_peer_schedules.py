@@ -650,3 +650,85 @@ def test_hugging_face_schedules(case, tmp_path):
         theirs.optimizer.step()
         theirs.step()
     _assert_close(lrs, reference, case)
+
+
+@pytest.mark.parametrize(
+    "spec, function, kwargs",
+    [
+        (
+            "hf_wsd(3, decay=4, steps=12)",
+            "get_wsd_schedule",
+            {"num_warmup_steps": 3, "num_decay_steps": 4, "num_training_steps": 12},
+        ),
+        (
+            "hf_wsd(2, decay=5, stable=3, min_ratio=0.1, warmup_shape='cosine', decay_shape='1-sqrt')",
+            "get_wsd_schedule",
+            {
+                "num_warmup_steps": 2,
+                "num_decay_steps": 5,
+                "num_stable_steps": 3,
+                "min_lr_ratio": 0.1,
+                "warmup_type": "cosine",
+                "decay_type": "1-sqrt",
+            },
+        ),
+        (
+            "hf_wsd(2, decay=6, steps=12, decay_shape='linear')",
+            "get_wsd_schedule",
+            {"num_warmup_steps": 2, "num_decay_steps": 6, "num_training_steps": 12, "decay_type": "linear"},
+        ),
+        (
+            "hf_cosine(3, 12, min_rate=0.2)",
+            "get_cosine_with_min_lr_schedule_with_warmup",
+            {"num_warmup_steps": 3, "num_training_steps": 12, "min_lr_rate": 0.2},
+        ),
+        (
+            "hf_cosine(0, 8, cycles=1.5)",
+            "get_cosine_schedule_with_warmup",
+            {"num_warmup_steps": 0, "num_training_steps": 8, "num_cycles": 1.5},
+        ),
+        ("hf_invsqrt(3, timescale=7)", "get_inverse_sqrt_schedule", {"num_warmup_steps": 3, "timescale": 7}),
+        ("hf_linear(3, 8)", "get_linear_schedule_with_warmup", {"num_warmup_steps": 3, "num_training_steps": 8}),
+    ],
+)
+def test_hugging_face_options_match_transformers_past_the_end(spec, function, kwargs):
+    """Options the test file above does not use, 16 steps (past T where there is one), against transformers."""
+    transformers = pytest.importorskip("transformers")
+    ctl = lrcontrol.control(torch.optim.AdamW(torch.nn.Linear(2, 2).parameters(), lr=3.0), spec, total_steps=12)
+    theirs = getattr(transformers, function)(torch.optim.AdamW(torch.nn.Linear(2, 2).parameters(), lr=3.0), **kwargs)
+    ours, reference = [], []
+    for _ in range(16):
+        ours.append(ctl.get_lr()[0])
+        reference.append(theirs.get_last_lr()[0])
+        ctl.step()
+        theirs.optimizer.step()
+        theirs.step()
+    _assert_close(ours, reference, spec)
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("sequential(parts='hold(0.1, 3) | exponential(0.9)', milestones=[3, 5])", "need 1 strictly increasing"),
+        ("sequential(parts='hold(0.1, 3) | plateau()', milestones=[3])", "parts must be schedules"),
+        ("sequential(parts='sgd(lr=0.1) | cosine()', milestones=[3])", "names an optimizer"),
+        ("cosine(min_lr=[0.1, 0.2, 0.3])", "3 values for 2 param groups"),
+    ],
+)
+def test_bad_peer_style_specs_say_what_to_fix(spec, message):
+    with pytest.raises(lrcontrol.LRControlError, match=message):
+        lrcontrol.control(_optimizer(), spec, total_steps=10)
+
+
+def test_a_sequential_resumes_exactly():
+    spec = "sequential(parts='ramp(0.1, 1.0, 4) | cosine(steps=6)', milestones=[4])"
+    ctl = lrcontrol.control(_optimizer(), spec)
+    for _ in range(5):
+        ctl.step()
+    state = ctl.state_dict()
+    resumed = lrcontrol.control(_optimizer(), spec)
+    resumed.load_state_dict(state)
+    for _ in range(4):
+        assert resumed.lrs == ctl.lrs
+        ctl.step()
+        resumed.step()

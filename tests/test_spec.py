@@ -80,7 +80,7 @@ BAD_SPECS = {
     "syntax": ("adamw(lr=1e-3", "cannot parse"),
     "missing required": ("step(gamma=0.5)", "needs every"),
     "fraction above one": ("warmup(1.5)", "fraction of the run"),
-    "too many positional": ("cosine(0.1, 1.0, 3)", "at most 2 positional"),
+    "too many positional": ("step(30, 0.5, 3)", "at most 2 positional"),
     "duplicate argument": ("cosine(0.1, min_scale=0.2)", "twice"),
     "inconsistent arguments": ("sgd(nesterov=True)", None),
     "bad milestones": ("multistep(milestones=[30, 10])", "strictly increasing"),

@@ -188,7 +188,7 @@ class HFWSD(_HFSchedule):
         Param("cycles", 0.5, "cosine decay: number of waves", low=0.0, low_open=True),
         _STEPS,
     )
-    example = "hf_wsd(4, decay=30, stable=20)"
+    example = "hf_wsd(0, decay=30, stable=20)"
     examples = ("hf_wsd(3, decay=8, min_ratio=0.1, warmup_shape='cosine', decay_shape='1-sqrt', steps=50)",)
 
     def attach(self, ctx: Context) -> None:

@@ -180,7 +180,7 @@ class Cosine(Schedule):
     """Cosine annealing: m_min + (1 − m_min)(1 + cos πp)/2 (torch CosineAnnealingLR)."""
 
     name = "cosine"
-    params = (_MIN_SCALE, _MIN_LR, _STEPS)
+    params = (_MIN_SCALE, _STEPS, _MIN_LR)  # min_lr last: positional specs keep their meaning
     horizon_param = "steps"
     examples = ("cosine(min_lr=[0.001, 0.002])",)
 
