@@ -1,5 +1,6 @@
 """lrcontrol: every way of controlling the learning rate, as composable factors on any torch optimizer."""
 
+from lrcontrol import tune  # noqa: E402  (a callable module: lrcontrol.tune(task, space, ...))
 from lrcontrol.api import build, control
 from lrcontrol.control.base import Context, Factor, LRController, LRControlWarning
 from lrcontrol.errors import HorizonError, LRControlError, SpecError
@@ -24,4 +25,5 @@ __all__ = [
     "control",
     "find_lr",
     "parse",
+    "tune",
 ]

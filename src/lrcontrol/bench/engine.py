@@ -79,6 +79,8 @@ class Trajectory:
     extra_steps: int = 0
     wall_time: float = 0.0  # seconds of training and evaluation (building the model and optimizer excluded)
     observables: dict[str, Any] = field(default_factory=dict)
+    #: final metrics on the training split, for tasks with train_metric=True (empty otherwise)
+    train: dict[str, float] = field(default_factory=dict)
 
     @property
     def finished(self) -> bool:
@@ -88,7 +90,10 @@ class Trajectory:
         return dict(self.val[-1]) if self.val else {}
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if not data["train"]:
+            del data["train"]  # runs without training-split metrics store exactly what they stored before
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Trajectory:
@@ -310,6 +315,8 @@ def run(
 
     if not trajectory.diverged:
         trajectory.test = _evaluate(instance, model, optimizer, "test")
+        if getattr(task, "train_metric", False):
+            trajectory.train = _evaluate(instance, model, optimizer, "train")
     trajectory.extra_steps = controller.extra_steps
     trajectory.observables = _plain(controller.observables())
     trajectory.wall_time = wall_offset + time.perf_counter() - started

@@ -10,6 +10,11 @@ Parquet for DuckDB, pandas or polars to read.
 
 A row exists only for a finished run (trained to its budget, or diverged), and it is written in one
 `INSERT` inside one transaction together with all its results: a half run can never look finished.
+The `trials` table has the same columns and holds the runs a tuner spent (every configuration at every
+budget, `lrcontrol.tune`): they are its cost, not methods of their own, so `summary` and `export` read
+`runs` only, where the tuned method's result sits — the incumbent's full run, its `extra_steps` the
+rest of the tuning's steps, so its cost reads in full-run equivalents like any other method's.
+
 Runs are keyed by `run_key(task, spec, seed, budget, horizon)` — the task's name, version and size,
 the canonical spec (LR included), the seed, the budget and the planned horizon — so a sweep that is
 run again skips what is already there, and recording the same run twice is a no-op.
@@ -30,6 +35,8 @@ from lrcontrol.bench.record import COLUMNS, RunRecord, method_of, run_key
 from lrcontrol.errors import LRControlError
 
 SCHEMA_VERSION = 1
+#: `runs`: the methods' results; `trials`: the runs tuners spent (see the module docstring)
+TABLES = ("runs", "trials")
 
 __all__ = ["COLUMNS", "SCHEMA_VERSION", "Store", "method_of", "run_key"]
 
@@ -56,6 +63,7 @@ class Store:
         columns = ",\n  ".join(f"{name} {decl}" for name, decl in COLUMNS.items())
         with self.transaction():
             self.connection.execute(f"CREATE TABLE IF NOT EXISTS runs (\n  {columns}\n)")
+            self.connection.execute(f"CREATE TABLE IF NOT EXISTS trials (\n  {columns}\n)")
             self.connection.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT)")
             self.connection.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             self.connection.execute("CREATE INDEX IF NOT EXISTS runs_task_method ON runs (task, method)")
@@ -88,14 +96,16 @@ class Store:
             )
         return self.add(RunRecord.from_run(task, trajectory, sweep))
 
-    def add(self, record: RunRecord) -> bool:
-        """Write a run record as one row, in one transaction; False if its key was already there."""
+    def add(self, record: RunRecord, table: str = "runs") -> bool:
+        """Write a run record as one row, in one transaction; False if its key was already there.
+        A tuner's trials go to `table="trials"`."""
+        _check_table(table)
         row = record.row()
         names = ", ".join(row)
         marks = ", ".join("?" for _ in row)
         with self.transaction():
             cursor = self.connection.execute(
-                f"INSERT OR IGNORE INTO runs ({names}) VALUES ({marks})", list(row.values())
+                f"INSERT OR IGNORE INTO {table} ({names}) VALUES ({marks})", list(row.values())
             )
             fault_point("store-write")  # the crash tests kill the process here, inside the transaction
         return cursor.rowcount == 1
@@ -114,13 +124,16 @@ class Store:
         except sqlite3.Error as exc:
             raise LRControlError(f"SQL error: {exc}") from None
 
-    def records(self, where: str = "", parameters: Iterable[Any] = (), trajectories: bool = True) -> list[RunRecord]:
+    def records(
+        self, where: str = "", parameters: Iterable[Any] = (), trajectories: bool = True, table: str = "runs"
+    ) -> list[RunRecord]:
         """Every run as a `RunRecord`, ordered by key (without its trajectory if `trajectories=False`).
 
         What `lrcontrol.bench.metrics` reads as it is: one record per finished run.
         """
         columns = [c for c in COLUMNS if trajectories or c != "trajectory"]
-        sql = f"SELECT {', '.join(columns)} FROM runs" + (f" WHERE {where}" if where else "") + " ORDER BY key"
+        _check_table(table)
+        sql = f"SELECT {', '.join(columns)} FROM {table}" + (f" WHERE {where}" if where else "") + " ORDER BY key"
         return [RunRecord.from_row(row) for row in self.query(sql, parameters)]
 
     def export(self, path: str | Path, format: str) -> int:
@@ -146,6 +159,11 @@ class Store:
 
     def integrity_ok(self) -> bool:
         return self.connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def _check_table(table: str) -> None:
+    if table not in TABLES:
+        raise LRControlError(f"unknown table {table!r}; choose one of {', '.join(TABLES)}")
 
 
 class _Transaction:

@@ -8,6 +8,8 @@
     include = ["other.toml"]            # optional: other sweeps whose runs are added to this one
     tasks = ["sphere-10", { name = "rosenbrock-10", budget = 200 }]
     methods = ["sgd + constant()", "adamw + warmup(0.05) + cosine()", { spec = "prodigy", lrs = [1.0] }]
+    # a tuned method: a search space and its tuner (lrcontrol.tune), run per task and seed
+    methods = [{ tune = "adamw(lr=loguniform(1e-4, 1))", strategy = "smac-mf", trials = 20 }]
 
 `load_sweep` validates everything before anything runs — TOML, names (with the closest match),
 grids, seeds, budgets (each method is built at each budget so horizon errors surface now), and that
@@ -32,6 +34,7 @@ MAX_BUDGET = 10_000_000
 TOP_KEYS = ("name", "description", "size", "seeds", "lrs", "budget", "include", "tasks", "methods")
 TASK_KEYS = ("name", "budget", "size")
 METHOD_KEYS = ("spec", "lrs")
+TUNE_KEYS = ("tune", "strategy", "trials", "objective", "prior", "min_budget", "eta", "batch")
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,19 @@ class Group:
     tasks: tuple[tuple[str, str, int], ...]  # (name, size, budget)
     methods: tuple[tuple[str, tuple[float, ...]], ...]  # (spec without a chosen lr, its LR grid)
     seeds: tuple[int, ...]
+    tuned: tuple[Any, ...] = ()  # lrcontrol.tune.tuner.TuneSettings of the tuned methods
+
+
+@dataclass(frozen=True)
+class TuneJob:
+    """One tuned method on one task and seed: a tune, run by the coordinator, its trials by the executor."""
+
+    task: str
+    size: str
+    budget: int
+    seed: int
+    settings: Any  # TuneSettings
+    sweep: str = ""
 
 
 @dataclass(frozen=True)
@@ -100,6 +116,19 @@ class Sweep:
 
     def runs(self) -> list[RunSpec]:
         return expand(self)
+
+    def tunes(self) -> list[TuneJob]:
+        """Every (task, tuned method, seed), in a stable order; duplicates dropped."""
+        jobs: dict[tuple, TuneJob] = {}
+        for group in self.groups:
+            for name, size, budget in group.tasks:
+                for settings in group.tuned:
+                    for seed in group.seeds:
+                        jobs.setdefault(
+                            (name, size, budget, settings.name, seed),
+                            TuneJob(name, size, budget, seed, settings, self.name),
+                        )
+        return list(jobs.values())
 
 
 def _close(word: str, choices: Any) -> str:
@@ -221,10 +250,11 @@ def _load(
     tasks = tuple(_task_entry(entry, where, size, default_budget, budget_override) for entry in data["tasks"])
     if len({t[:2] for t in tasks}) != len(tasks):
         raise LRControlError(f"{where}: a task is listed twice in tasks; list each once")
-    methods = tuple(_method_entry(entry, where, grid) for entry in data["methods"])
-    if len({m[0] for m in methods}) != len(methods):
+    tuned = tuple(_tune_entry(e, where) for e in data["methods"] if isinstance(e, dict) and "tune" in e)
+    methods = tuple(_method_entry(e, where, grid) for e in data["methods"] if not (isinstance(e, dict) and "tune" in e))
+    if len({m[0] for m in methods}) != len(methods) or len({t.name for t in tuned}) != len(tuned):
         raise LRControlError(f"{where}: a method is listed twice in methods; list each once")
-    groups.append(Group(where, tasks, methods, seeds))
+    groups.append(Group(where, tasks, methods, seeds, tuned))
     return name
 
 
@@ -284,13 +314,41 @@ def _method_entry(entry: Any, where: str, grid: tuple[float, ...] | None) -> tup
     return str(spec), lrs
 
 
+def _tune_entry(entry: dict[str, Any], where: str) -> Any:
+    from lrcontrol.tune.tuner import check_settings
+
+    label = f"{where}: tuned method {entry.get('tune')!r}"
+    _check_keys(entry, TUNE_KEYS, label)
+    if not isinstance(entry["tune"], str):
+        raise LRControlError(
+            f"{label}: tune must be a search space string, e.g. tune = 'adamw(lr=loguniform(1e-4, 1))'"
+        )
+    options = {k: v for k, v in entry.items() if k != "tune"}
+    try:
+        return check_settings(entry["tune"], **options)
+    except LRControlError as exc:
+        raise LRControlError(f"{label}: {exc}") from None
+
+
 def _check_methods_at_budgets(groups: list[Group]) -> None:
     """Build each method's controller at each budget on a dummy parameter: horizon errors surface now."""
+    import math
+
     import torch
 
     import lrcontrol
     from lrcontrol.spec import with_lr
+    from lrcontrol.tune.strategies import MULTI_FIDELITY
 
+    for group in groups:
+        for settings in group.tuned:
+            for name, _, budget in group.tasks:
+                low = settings.min_budget or max(1, math.ceil(budget / 27))
+                if settings.strategy in MULTI_FIDELITY and low * settings.eta > budget:
+                    raise LRControlError(
+                        f"{group.source}: tuned method {settings.name!r} on {name}: min_budget {low} × eta "
+                        f"{settings.eta} exceeds the budget {budget}; lower min_budget"
+                    )
     seen: set[tuple[str, int]] = set()
     for group in groups:
         for spec, lrs in group.methods:

@@ -8,6 +8,7 @@ from lrcontrol.cli import (
     methods,  # noqa: F401,E402  (registers: methods, spec)
     report,  # noqa: F401,E402  (registers: report, plot)
     tasks,  # noqa: F401,E402  (registers: tasks)
+    tune,  # noqa: F401,E402  (registers: tune)
 )
 from lrcontrol.cli.common import app
 

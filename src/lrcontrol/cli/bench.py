@@ -201,6 +201,7 @@ def sweep_cmd(
         fail(f"--scheduler {scheduler!r} is not an address; expected e.g. tcp://127.0.0.1:8786")
     sweep = load_sweep(file, size=size, budget=budget)
     runs = sweep.runs()
+    tunes = sweep.tunes()
     store = store or Path("results") / f"{sweep.name}.db"
     _check_new_store_path(store)
     if dry_run:
@@ -209,7 +210,11 @@ def sweep_cmd(
             with Store(store) as db:
                 done = len(runs) - len(sweep_runner.pending_runs(db, runs))
         result = {"sweep": sweep.name, "runs": len(runs), "already_done": done, "store": str(store)}
-        print_json(result) if as_json else console.print(f"{sweep.name}: {len(runs)} runs, {done} already in {store}")
+        if tunes:
+            result["tunes"] = len(tunes)
+        print_json(result) if as_json else console.print(
+            f"{sweep.name}: {len(runs)} runs, {done} already in {store}" + (f"; {len(tunes)} tunes" if tunes else "")
+        )
         return
 
     store.parent.mkdir(parents=True, exist_ok=True)
@@ -258,7 +263,10 @@ def sweep_cmd(
         except sweep_runner.Interrupted as stop:
             err_console.print(f"[yellow]stopped:[/] {stop}")
             raise typer.Exit(130) from None
+    tuned = _run_tunes(tunes, store, workers, scheduler, checkpoint_dir, checkpoint_seconds, as_json) if tunes else []
     result = {"sweep": sweep.name, "store": str(store), **sweep_runner.describe(outcome)}
+    if tunes:
+        result["tunes"] = tuned
     if as_json:
         print_json(result)
     else:
@@ -282,6 +290,45 @@ def _executor(scheduler: str | None, workers: int | None, checkpoint_dir: str | 
     from lrcontrol.bench.sweep_runner import default_workers
 
     return LocalExecutor(workers or default_workers(), checkpoint_dir, checkpoint_seconds)
+
+
+def _run_tunes(
+    tunes: list[Any],
+    store: Path,
+    workers: int | None,
+    scheduler: str | None,
+    checkpoint_dir: str | None,
+    checkpoint_seconds: float,
+    quiet: bool,
+) -> list[dict[str, Any]]:
+    """The sweep's tuned methods, one tune after the other, each tune's trials on the sweep's executor.
+    A tune's result depends on its seed and settings only, not on the executor or the worker count."""
+    from lrcontrol.tune.tuner import tune
+
+    out = []
+    with _executor(scheduler, workers, checkpoint_dir, checkpoint_seconds) as executor:
+        for index, job in enumerate(tunes):
+            s = job.settings
+            result = tune(
+                job.task, s.space, strategy=s.strategy, trials=s.trials, seed=job.seed, size=job.size,
+                budget=job.budget, min_budget=s.min_budget, eta=s.eta, objective=s.objective, prior=s.prior,
+                batch=s.batch, continuation=s.continuation, store=store, executor=executor, sweep=job.sweep,
+            )  # fmt: skip
+            out.append(
+                {
+                    "task": job.task,
+                    "seed": job.seed,
+                    "method": result.method,
+                    "incumbent": result.incumbent,
+                    "cost": result.cost,
+                }
+            )
+            if not quiet:
+                err_console.print(
+                    f"tune {index + 1}/{len(tunes)}: {job.task} seed {job.seed} {s.strategy} → {result.incumbent} "
+                    f"(cost {result.cost:.2f} full runs)"
+                )
+    return out
 
 
 #: failed runs listed one by one after a sweep; the rest are counted

@@ -25,6 +25,8 @@ import torch
 FAMILIES = ("synthetic", "tabular", "image", "sequence", "language")
 SIZES = ("smoke", "default")
 SPLITS = ("val", "test")
+#: splits `evaluate` accepts: the training split too, for tasks that record their final training metrics
+EVAL_SPLITS = (*SPLITS, "train")
 # Every task's meta_features() has these keys, so that selectors can compare tasks across families.
 CORE_META_KEYS = (
     "family",
@@ -60,6 +62,8 @@ class Task:
     higher_is_better: bool
     target: float | None = None
     description: str = ""
+    #: also record the final metrics on the training split (a task parameter, see lrcontrol.tasks.params)
+    train_metric: bool = False
 
     def build(self, seed: int) -> TaskInstance:
         """A fresh instance (model initialised from `seed`, data loaded); deterministic for a seed."""
@@ -68,6 +72,10 @@ class Task:
     def meta_features(self) -> dict[str, float | int | str]:
         """Static features of the task (no training): parameters, examples, classes, batch size, kind…"""
         raise NotImplementedError
+
+    def train_examples(self) -> int:
+        """Examples in the training split (what an epoch passes over)."""
+        return int(self.meta_features()["examples"])
 
     @property
     def key(self) -> str:
@@ -100,11 +108,13 @@ class TaskInstance:
         raise NotImplementedError
 
 
-def check_split(split: str) -> None:
+def check_split(split: str, train: bool = False) -> None:
+    """Reject an unknown split; `train=True` for instances that can also evaluate their training split."""
     from lrcontrol.errors import LRControlError
 
-    if split not in SPLITS:
-        raise LRControlError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    allowed = EVAL_SPLITS if train else SPLITS
+    if split not in allowed:
+        raise LRControlError(f"unknown split {split!r}; choose one of {', '.join(allowed)}")
 
 
 @contextlib.contextmanager

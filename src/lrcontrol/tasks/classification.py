@@ -56,7 +56,7 @@ class ClassificationInstance(TaskInstance):
         return F.cross_entropy(model(inputs), labels)
 
     def evaluate(self, model: torch.nn.Module, split: str = "val") -> dict[str, float]:
-        check_split(split)
+        check_split(split, train=True)
         inputs, labels = self.splits[split]
         total_loss, correct = 0.0, 0
         with evaluating(model):

@@ -52,6 +52,9 @@ def list_tasks(family: str | None = None) -> list[str]:
 
 
 def task_family(name: str) -> str:
+    from lrcontrol.tasks.params import split_name
+
+    name = split_name(name)[0]
     if name in _FIXED:
         return _FIXED[name][0]
     for pattern in _PATTERNS:
@@ -61,7 +64,8 @@ def task_family(name: str) -> str:
 
 
 def get_task(name: str, size: str = "default") -> Task:
-    """The task called `name` at `size` ("smoke" or "default").
+    """The task called `name` at `size` ("smoke" or "default"); `name` may take arguments, e.g.
+    `letter-logreg(batch=64, epochs=100)` (see `lrcontrol.tasks.params`).
 
     Raises LRControlError naming the closest registered names for an unknown name or size.
     """
@@ -69,6 +73,13 @@ def get_task(name: str, size: str = "default") -> Task:
         hint = difflib.get_close_matches(str(size), SIZES, n=1, cutoff=0.3)
         did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
         raise LRControlError(f"unknown task size {size!r}{did_you_mean}; choose one of {', '.join(SIZES)}")
+    from lrcontrol.tasks.params import split_name, with_params
+
+    base, arguments = split_name(name)
+    return with_params(_plain_task(base, size), arguments)
+
+
+def _plain_task(name: str, size: str) -> Task:
     if name in _FIXED:
         return _FIXED[name][1](size)
     for pattern in _PATTERNS:

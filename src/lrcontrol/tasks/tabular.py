@@ -5,10 +5,20 @@ breast_cancer, iris, wine, digits, and KEEL copies of the LIBSVM sets of the "Re
 Rate Control" study plus larger ones (see `lrcontrol.data.tabular`).
 
 - Splits: stratified 60/20/20 train/val/test with a fixed seed (part of the task version).
-- Features: standardised with the mean and standard deviation of the training split only.
+- Features (`inputs=`): "standard" (the default) standardises with the mean and standard deviation of
+  the training split only; "libsvm" is what the LIBSVM `.scale` files the "Revisiting Learning Rate
+  Control" study trained on hold — each feature min–max scaled to [−1, 1], then each column divided by
+  its L2 norm, both over the whole data set as that study did (so inputs are of order 1/√n); "raw"
+  leaves the features as loaded.
 - Models: `logreg` is one linear layer (multinomial logistic regression, softmax cross-entropy);
   `mlp` is d → 64 → 64 → k with ReLU. Initialised by PyTorch's defaults under the run's seed.
-- Metrics: "loss" (mean cross-entropy) and "accuracy" on val or test; the primary one is accuracy.
+  `head="sigmoid"` puts a sigmoid after the last layer, so the loss is log-softmax of sigmoid outputs
+  → NLL: the head of that study's released code for its LIBSVM runs.
+- Metrics: "loss" (mean cross-entropy) and "accuracy" on val or test (and on train with
+  `train_metric=True`); the primary one is accuracy.
+
+Task arguments (`letter-logreg(batch=64, epochs=100, head="sigmoid", inputs="libsvm")`) are declared
+in `lrcontrol.tasks.params`.
 """
 
 from __future__ import annotations
@@ -54,22 +64,40 @@ TARGETS = {
 @functools.lru_cache(maxsize=32)
 def standardised_splits(dataset: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Stratified 60/20/20 splits, features standardised with the training split's statistics."""
+    return prepared_splits(dataset, "standard")
+
+
+def libsvm_scale(features: np.ndarray) -> np.ndarray:
+    """LIBSVM `.scale` preprocessing as the "Revisiting" study used it: every feature min–max scaled to
+    [−1, 1] (svm-scale's default; a constant feature becomes 0), then every column divided by its L2
+    norm over the data set."""
+    low, high = features.min(axis=0), features.max(axis=0)
+    span = np.where(high > low, high - low, 1.0)
+    scaled = np.where(high > low, 2.0 * (features - low) / span - 1.0, 0.0)
+    norms = np.linalg.norm(scaled, axis=0)
+    return scaled / np.where(norms > 0, norms, 1.0)
+
+
+@functools.lru_cache(maxsize=32)
+def prepared_splits(dataset: str, inputs: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Stratified 60/20/20 splits with the features preprocessed as `inputs` says (see the module doc)."""
     from sklearn.model_selection import train_test_split
 
     data = load_tabular(dataset)
+    features = libsvm_scale(data.features) if inputs == "libsvm" else data.features
     x_rest, x_test, y_rest, y_test = train_test_split(
-        data.features, data.labels, test_size=0.2, stratify=data.labels, random_state=SPLIT_SEED
+        features, data.labels, test_size=0.2, stratify=data.labels, random_state=SPLIT_SEED
     )
     x_train, x_val, y_train, y_val = train_test_split(
         x_rest, y_rest, test_size=0.25, stratify=y_rest, random_state=SPLIT_SEED
     )
+    splits = {"train": (x_train, y_train), "val": (x_val, y_val), "test": (x_test, y_test)}
+    if inputs != "standard":
+        return splits
     mean = x_train.mean(axis=0)
     scale = x_train.std(axis=0)
     scale[scale == 0] = 1.0  # constant columns (e.g. blank pixels in digits) stay at zero
-    return {
-        split: ((x - mean) / scale, y)
-        for split, (x, y) in {"train": (x_train, y_train), "val": (x_val, y_val), "test": (x_test, y_test)}.items()
-    }
+    return {split: ((x - mean) / scale, y) for split, (x, y) in splits.items()}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,15 +106,24 @@ class TabularTask(Task):
 
     dataset: str
     model: str
+    head: str = "softmax"
+    inputs: str = "standard"
+
+    def _splits(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        return prepared_splits(self.dataset, self.inputs)
 
     def _shape(self) -> tuple[int, int, int]:
-        splits = standardised_splits(self.dataset)
+        splits = self._splits()
         x_train, y_train = splits["train"]
         classes = int(max(int(y.max()) for _, y in splits.values())) + 1
         return x_train.shape[1], classes, len(y_train)
 
     def _model(self, inputs: int, classes: int) -> torch.nn.Module:
-        return mlp([inputs, *MODELS[self.model], classes])
+        model = mlp([inputs, *MODELS[self.model], classes])
+        if self.head == "sigmoid":
+            # cross_entropy then applies log-softmax to the sigmoid outputs: the study's head exactly
+            model.append(torch.nn.Sigmoid())
+        return model
 
     def build(self, seed: int) -> ClassificationInstance:
         inputs, classes, _ = self._shape()
@@ -94,13 +131,13 @@ class TabularTask(Task):
             model = self._model(inputs, classes)
         splits = {
             split: (torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.int64))
-            for split, (x, y) in standardised_splits(self.dataset).items()
+            for split, (x, y) in self._splits().items()
         }
         return ClassificationInstance(self, model, splits)
 
     def meta_features(self) -> dict[str, float | int | str]:
         inputs, classes, _ = self._shape()
-        splits = standardised_splits(self.dataset)
+        splits = self._splits()
         return classification_meta(
             self, splits["train"][1], len(splits["val"][1]), self._model(inputs, classes), classes, inputs
         )
