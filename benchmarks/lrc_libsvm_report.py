@@ -44,7 +44,9 @@ def main() -> None:
         records = db.records()
     table: dict[str, dict[str, dict[str, tuple[float, float]]]] = defaultdict(lambda: defaultdict(dict))
     for r in records:
-        setting = "study: sigmoid head, LIBSVM scaling" if 'head="sigmoid"' in r["task_name"] else "logreg, standardised"
+        setting = (
+            "study: sigmoid head, LIBSVM scaling" if 'head="sigmoid"' in r["task_name"] else "logreg, standardised"
+        )
         dataset = r["task_name"].split("-", 1)[0]
         train = r["trajectory"].get("train", {}).get("accuracy")
         accuracy = float("nan") if r["diverged"] or train is None else 100.0 * train
