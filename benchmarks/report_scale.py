@@ -77,6 +77,7 @@ def main() -> None:
 
     wall, cpu = time.perf_counter(), time.process_time()
     data = load(store)
+    data.close()
     load_wall, load_cpu = time.perf_counter() - wall, time.process_time() - cpu
     wall, cpu = time.perf_counter(), time.process_time()
     build_report(store, output, progress=lambda done, total, what: print(f"{done}/{total} {what}", file=sys.stderr))

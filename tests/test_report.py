@@ -328,3 +328,22 @@ def test_report_renders_offline_in_chromium_with_every_figure(smoke_store, tmp_p
     assert by_id["across"]["figures"] == 4 and by_id["sensitivity"]["figures"] == 1
     assert all(s["figures"] == 1 for s in task_sections)
     assert sorted(before) == after != before
+
+
+def test_quartiles_ignore_nan_like_numpy():
+    import warnings
+
+    import numpy as np
+
+    from lrcontrol.report.data import quartiles
+
+    rng = np.random.default_rng(0)
+    grid = rng.normal(size=(7, 60))
+    grid[rng.random(grid.shape) < 0.3] = np.nan  # seeds that diverged (or were not evaluated) at a step
+    grid[1:, 0], grid[0, 0] = np.nan, 0.5  # a step only one seed reached
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = np.nanquantile(grid, [0.25, 0.5, 0.75], axis=0)
+    assert np.allclose(np.array(quartiles(grid)), expected)
+    full = rng.normal(size=(3, 10))
+    assert np.allclose(np.array(quartiles(full)), np.quantile(full, [0.25, 0.5, 0.75], axis=0))

@@ -40,9 +40,9 @@ def build_report(
     from lrcontrol.report.html import render
 
     output = check_output(output, [store], (".html", ".htm"))
-    data = load(store, tasks, methods)
-    require_runs(data)
-    write_atomic(output, render(data, progress).encode("utf-8"))
+    with load(store, tasks, methods) as data:
+        require_runs(data)
+        write_atomic(output, render(data, progress).encode("utf-8"))
     return data
 
 
@@ -85,8 +85,8 @@ def plot(
     if kind not in KINDS:
         raise LRControlError(f"unknown --kind {kind!r}; choose one of {', '.join(KINDS)}")
     output = check_output(output, [store], IMAGE_SUFFIXES)
-    data = load(store, tasks, methods)
-    fig = figure(data, kind)
+    with load(store, tasks, methods) as data:
+        fig = figure(data, kind)
     write_atomic(output, _encode(fig, output.suffix[1:], dpi))
     return output
 

@@ -51,7 +51,19 @@ class ReportData:
     colours: dict[str, str]  # method → colour, the same in every figure
     tasks: list[str]
     filtered: bool = False  # --tasks or --methods given
+    db: Store | None = None  # open while figures are drawn (one connection for all trajectory reads)
     _curves: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+
+    def close(self) -> None:
+        if self.db is not None:
+            self.db.close()
+            self.db = None
+
+    def __enter__(self) -> ReportData:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
     @property
     def n_runs(self) -> int:
@@ -139,8 +151,12 @@ def load(store: str | Path, tasks: Sequence[str] | None = None, methods: Sequenc
         raise LRControlError(f"{path} is a directory; give the store file, e.g. results/quick.db")
     if path.exists() and path.stat().st_size and path.read_bytes()[:16] != b"SQLite format 3\x00":
         raise LRControlError(f"{path} is not an lrcontrol store (not an SQLite file)")
-    with Store(path, create=False) as db:
+    db = Store(path, create=False)
+    try:
         records = _read_records(db)
+    except BaseException:
+        db.close()
+        raise
     all_methods = sorted({r["method"] for r in records})
     colours = method_colours(all_methods)
     task_names = {r["task"]: r["task_name"] for r in records}
@@ -159,8 +175,13 @@ def load(store: str | Path, tasks: Sequence[str] | None = None, methods: Sequenc
         for r in records
         if (keep_tasks is None or r["task"] in keep_tasks) and (keep_methods is None or r["method"] in keep_methods)
     ]
-    summary = metrics.summarize(records) if records else None
+    try:
+        summary = metrics.summarize(records) if records else None
+    except BaseException:
+        db.close()
+        raise
     return ReportData(
+        db=db,
         filtered=bool(tasks or methods),
         store=path,
         records=records,
@@ -202,8 +223,28 @@ def band(series: Sequence[tuple[Sequence[float], Sequence[float]]]) -> Band | No
     if not seen.any():
         return None
     steps, grid = steps[seen], grid[:, seen]
-    q1, median, q3 = np.nanquantile(grid, [0.25, 0.5, 0.75], axis=0)
+    q1, median, q3 = quartiles(grid)
     return Band(steps, median, q1, q3)
+
+
+def quartiles(grid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """First quartile, median and third quartile of each column, ignoring NaN (numpy's linear method).
+
+    np.nanquantile does this column by column in Python, 60× slower on a report's curves; sorting once
+    (NaN sorts last) and indexing by each column's count of values is the same arithmetic, vectorised."""
+    if not np.isnan(grid).any():
+        q1, median, q3 = np.quantile(grid, [0.25, 0.5, 0.75], axis=0)
+        return q1, median, q3
+    ordered = np.sort(grid, axis=0)
+    count = np.isfinite(grid).sum(axis=0)
+    columns = np.arange(grid.shape[1])
+    out = []
+    for q in (0.25, 0.5, 0.75):
+        position = (count - 1) * q
+        low, high = np.floor(position).astype(int), np.ceil(position).astype(int)
+        below, above = ordered[low, columns], ordered[high, columns]
+        out.append(below + (position - low) * (above - below))
+    return out[0], out[1], out[2]
 
 
 #: the training loss is smoothed over this share of a run's recorded steps before the median is taken
@@ -213,24 +254,27 @@ SMOOTHING = 0.05
 def smooth(values: Sequence[float], share: float = SMOOTHING) -> np.ndarray:
     """An exponential moving average over about `share` of the points (TensorBoard's smoothing): a
     minibatch loss is too noisy to read on a log axis, and the median over three seeds does not calm it."""
-    from scipy.signal import lfilter
-
-    data = np.asarray([math.nan if v is None else v for v in values], dtype=float)
-    span = max(1.0, share * data.size)
-    if span <= 1 or not data.size:
-        return data
+    data = [math.nan if v is None else float(v) for v in values]
+    span = max(1.0, share * len(data))
+    if span <= 1 or not data:
+        return np.asarray(data, dtype=float)
     alpha = 2.0 / (span + 1.0)
-    # y_t = α x_t + (1 − α) y_{t−1}, started at y_0 = x_0
-    out, _ = lfilter([alpha], [1.0, alpha - 1.0], data, zi=[(1.0 - alpha) * data[0]])
-    return out
+    # y_t = α x_t + (1 − α) y_{t−1}, started at y_0 = x_0; a plain loop over ≤ 1024 points is cheaper
+    # than importing scipy.signal for lfilter
+    out, level = [], data[0]
+    for value in data:
+        level = alpha * value + (1.0 - alpha) * level
+        out.append(level)
+    return np.asarray(out)
 
 
 def _best_lr_curves(data: ReportData, task: str, method: str) -> dict[str, Any]:
     row = data.task_summary(task)["methods"][method]
     lr = row["best_lr"]
-    with Store(data.store, create=False) as db:
-        lr_clause = "lr IS NULL" if lr is None else "lr = ?"
-        runs = db.records(f"task = ? AND method = ? AND {lr_clause}", [task, method] + ([] if lr is None else [lr]))
+    if data.db is None:
+        data.db = Store(data.store, create=False)
+    lr_clause = "lr IS NULL" if lr is None else "lr = ?"
+    runs = data.db.records(f"task = ? AND method = ? AND {lr_clause}", [task, method] + ([] if lr is None else [lr]))
     longest = max(r["budget"] for r in runs)
     runs = [r for r in runs if r["budget"] == longest]  # the metrics count the longest run of a configuration
     metric = runs[0]["metric"]
