@@ -67,6 +67,8 @@ def test_a_tuner_can_submit_one_trial_at_a_time_and_learn_from_each(tmp_path):
     assert len(list(tmp_path.glob("*.pt"))) == 5  # each run checkpointed under its key (the client deletes them)
     whole = run(get_task("sphere-10", "smoke"), "sgd(lr=0.05) + cosine()", 0, 60)
     assert extended.train_loss == whole.train_loss and extended.val == whole.val
+    record = start.record(partial)  # what the tuner learns from: the run record, scored once
+    assert record.key == start.key and record.final_metric == partial.val[-1]["loss"]
 
 
 def test_a_run_that_raises_resolves_its_future_with_the_error_and_the_others_go_on(monkeypatch):

@@ -167,6 +167,14 @@ def test_one_selection_serves_every_metric_and_must_match_the_score():
         normalised_regret(selection, score="best")
 
 
+def test_summarize_validates_and_selects_the_records_once(monkeypatch):
+    calls = []
+    select = Selection.from_records.__func__
+    monkeypatch.setattr(Selection, "from_records", classmethod(lambda cls, *a: calls.append(a) or select(cls, *a)))
+    summarize(two_tasks(), n_bootstrap=20)
+    assert len(calls) == 1
+
+
 # ---------------------------------------------------------------------------------------------- statistics
 
 

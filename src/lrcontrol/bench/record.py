@@ -72,6 +72,13 @@ class RunRecord(Mapping):
     def from_run(cls, task: Any, trajectory: Any, sweep: str | None = None) -> RunRecord:
         """Score a finished run of `task` (its `Trajectory`) once; `sweep` names the sweep it belongs to."""
         import lrcontrol
+        from lrcontrol.errors import LRControlError
+
+        if not trajectory.finished:  # a half run must never look finished
+            raise LRControlError(
+                f"run {trajectory.spec} on {trajectory.task} stopped at step {trajectory.steps} of "
+                f"{trajectory.budget}; only finished runs are recorded"
+            )
 
         method, lr = method_of(trajectory.spec)
         metric = task.metric

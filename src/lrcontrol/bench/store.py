@@ -89,11 +89,6 @@ class Store:
     # -- writing ---------------------------------------------------------------------------------
     def record(self, task: Any, trajectory: Trajectory, sweep: str | None = None) -> bool:
         """Record a finished run of `task` in one transaction; False if it was already there."""
-        if not trajectory.finished:
-            raise LRControlError(
-                f"run {trajectory.spec} on {trajectory.task} stopped at step {trajectory.steps} of "
-                f"{trajectory.budget}; only finished runs are recorded"
-            )
         return self.add(RunRecord.from_run(task, trajectory, sweep))
 
     def add(self, record: RunRecord, table: str = "runs") -> bool:

@@ -25,9 +25,12 @@ import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lrcontrol.errors import LRControlError
+
+if TYPE_CHECKING:
+    from lrcontrol.bench.record import RunRecord
 
 #: the longest budget a sweep may ask for; anything above is a typo, not a benchmark
 MAX_BUDGET = 10_000_000
@@ -83,6 +86,13 @@ class RunSpec:
             raise LRControlError(f"horizon must be a whole number of steps ≥ the budget ({budget}), got {horizon!r}")
         key = run_key(the_task.key, canonical, seed, budget, horizon)
         return cls(the_task.name, size, canonical, seed, budget, key, sweep, horizon, resume_from)
+
+    def record(self, trajectory: Any) -> RunRecord:
+        """The run record of this run's finished `Trajectory` (what an executor's future holds), scored once."""
+        from lrcontrol.bench.record import RunRecord
+        from lrcontrol.tasks import get_task
+
+        return RunRecord.from_run(get_task(self.task, self.size), trajectory, sweep=self.sweep)
 
 
 @dataclass(frozen=True)

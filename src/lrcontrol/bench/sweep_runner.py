@@ -59,11 +59,8 @@ class _Recorder:
         on_done: Callable[[RunSpec, Trajectory], None],
         on_failed: Callable[[RunSpec, str], None],
     ) -> None:
-        from lrcontrol.tasks import get_task
-
         self.store, self.checkpoint_dir, self.keep = store, checkpoint_dir, keep_checkpoints
         self.on_done, self.on_failed = on_done, on_failed
-        self.get_task = get_task
         self.recorded = self.diverged = 0
         self.failed: dict[str, tuple[RunSpec, str]] = {}
         if checkpoint_dir is not None and not keep_checkpoints and Path(checkpoint_dir).is_dir():
@@ -74,7 +71,7 @@ class _Recorder:
                     path.unlink(missing_ok=True)
 
     def record(self, run: RunSpec, trajectory: Trajectory) -> None:
-        self.store.record(self.get_task(run.task, run.size), trajectory, sweep=run.sweep)
+        self.store.add(run.record(trajectory))
         self.recorded += 1
         self.diverged += int(trajectory.diverged)
         if not self.keep and (path := checkpoint_path(self.checkpoint_dir, run)) is not None:
