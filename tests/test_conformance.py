@@ -1,120 +1,42 @@
-"""The conformance suite: every registered controller passes these checks automatically.
+"""The conformance suite: every example of every registered controller and optimizer passes the public
+kit, `lrcontrol.testing` (like scikit-learn's check_estimator: registering is all it takes to be covered).
 
-Like scikit-learn's check_estimator: registering a controller is all it takes to be covered.
-Each controller is run in a small real training loop (an MLP on fixed data, two parameter groups
-with different base LRs, evaluations every few steps) and must:
-- resume bit for bit from a state saved at a random step (LRs and parameters identical);
-- keep each parameter group's own base LR;
-- never produce a non-finite, zero or negative LR, whatever losses and metrics it is fed;
-- give the same trajectory for the same seed;
-- have a state that survives pickling (the resume check goes through pickle).
+The checks themselves are documented in src/lrcontrol/testing.py and docs/testing.md; this file runs
+them over the registry, and shows that the kit passes a factor written outside the package and fails
+one whose state is incomplete.
 """
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import math
-import pickle
-import random
-from dataclasses import dataclass
+import re
+from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 import torch
 
 import lrcontrol
+from lrcontrol.control.base import Factor
+from lrcontrol.errors import LRControlError
+from lrcontrol.params import Param
 from lrcontrol.registry import entries
+from lrcontrol.testing import (
+    DEFAULT_OPTIMIZER,
+    Case,
+    check_factor,
+    check_resume_exact,
+    make_rig,
+    parametrize_optimizer_checks,
+    parametrize_with_checks,
+    train,
+)
 
 # "groups" terms (discriminative) arrange param groups at build time; tests/test_practice.py covers them.
 CONTROLLERS = [e for e in entries() if e.kind not in ("optimizer", "groups")]
-# Each further example of an entry (an option its first example leaves off) is checked as well.
-CONTROLLERS += [dataclasses.replace(e, example=x) for e in list(CONTROLLERS) for x in e.examples]
-DEFAULT_OPTIMIZER = "sgd(lr=0.05, momentum=0.9)"
-STEPS = 40
-EVAL_EVERY = 2
-FIRST_GROUP_LR = 0.02
-
-
-def spec_for(entry) -> str:
-    return f"{entry.optimizer or DEFAULT_OPTIMIZER} + {entry.example or entry.name + '()'}"
-
-
-@dataclass
-class Rig:
-    model: torch.nn.Module
-    optimizer: torch.optim.Optimizer
-    controller: lrcontrol.LRController
-    x: torch.Tensor
-    y: torch.Tensor
-
-
-def make_rig(entry, seed: int = 0) -> Rig:
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(1234)
-    x = torch.randn(256, 8, generator=gen)
-    y = (x[:, :3].sum(1) > 0).long() + (x[:, 3] > 0.5).long()
-    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3))
-    groups = [
-        {"params": model[0].parameters(), "lr": FIRST_GROUP_LR},
-        {"params": model[2].parameters()},
-    ]
-
-    def loss_fn(batch):
-        bx, by = batch
-        return torch.nn.functional.cross_entropy(model(bx), by)
-
-    def train_batches():
-        g = torch.Generator().manual_seed(99)
-        while True:
-            idx = torch.randint(0, 256, (32,), generator=g)
-            yield x[idx], y[idx]
-
-    resources = {"model": model, "loss_fn": loss_fn, "train_batches": train_batches}
-    optimizer, controller = lrcontrol.build(groups, spec_for(entry), total_steps=STEPS, resources=resources)
-    return Rig(model, optimizer, controller, x, y)
-
-
-def batch(rig: Rig, t: int):
-    g = torch.Generator().manual_seed(t)
-    idx = torch.randint(0, rig.x.shape[0], (32,), generator=g)
-    return rig.x[idx], rig.y[idx]
-
-
-def train(rig: Rig, start: int, stop: int, save_at: int | None = None, poison: bool = False):
-    """Train steps [start, stop); return the LRs after each step and the state saved at `save_at`."""
-    lrs, saved = [], None
-    for t in range(start, stop):
-        bx, by = batch(rig, t)
-        loss = torch.nn.functional.cross_entropy(rig.model(bx), by)
-        rig.optimizer.zero_grad()
-        loss.backward()
-        rig.optimizer.step()
-        reported = loss.item()
-        if poison and t % 7 == 3:
-            reported = [math.nan, math.inf, -math.inf][t % 3]
-        rig.controller.step(reported)
-        if (t + 1) % EVAL_EVERY == 0:
-            with torch.no_grad():
-                val = torch.nn.functional.cross_entropy(rig.model(rig.x), rig.y).item()
-            # A deterministic wobble, so reactive rules see both improvements and setbacks.
-            val += 0.05 * ((t // EVAL_EVERY) % 3)
-            if poison and (t + 1) % (2 * EVAL_EVERY) == 0:
-                val = math.nan
-            rig.controller.report(val_loss=val, val_acc=0.5)
-        lrs.append(rig.controller.lrs)
-        if save_at is not None and t + 1 == save_at:
-            saved = pickle.dumps(
-                {
-                    "model": rig.model.state_dict(),
-                    "optimizer": rig.optimizer.state_dict(),
-                    "controller": rig.controller.state_dict(),
-                }
-            )
-    return lrs, saved
-
-
-def params_of(rig: Rig) -> list[torch.Tensor]:
-    return [p.detach().clone() for p in rig.model.parameters()]
+OPTIMIZERS = [e for e in entries() if e.kind == "optimizer"]
+FACTOR_CASES = [Case(example, e.optimizer or DEFAULT_OPTIMIZER) for e in CONTROLLERS for example in e.examples]
+OPTIMIZER_CASES = [Case("cosine()", optimizer=example, one_lr=e.one_lr) for e in OPTIMIZERS for example in e.examples]
 
 
 def test_registry_has_the_schedules_and_rules():
@@ -123,88 +45,125 @@ def test_registry_has_the_schedules_and_rules():
     assert {"cosine", "warmup", "wsd", "plateau", "bold_driver", "onecycle", "sgdr", "cyclic"} <= set(kinds)
 
 
-def save_points(name: str) -> list[int]:
-    """Two 'random' steps, reproducible per controller: one early (inside warmups), one late."""
-    rng = random.Random(name)
-    return [rng.randint(1, STEPS // 4), rng.randint(STEPS // 2, STEPS - 1)]
+@pytest.mark.parametrize("entry", entries(), ids=lambda e: e.name)
+def test_every_registry_entry_declares_several_examples(entry):
+    assert len(set(entry.examples)) >= 2, f"{entry.name} declares {entry.examples}"
 
 
-@pytest.mark.parametrize("entry", CONTROLLERS, ids=lambda e: e.example or e.name)
-@pytest.mark.parametrize("which", [0, 1], ids=["early", "late"])
-def test_resume_from_a_random_step_is_bit_identical(entry, which):
-    save_at = save_points(entry.name)[which]
-    rig = make_rig(entry)
-    lrs_full, saved = train(rig, 0, STEPS, save_at=save_at)
-    final_full = params_of(rig)
+def test_the_examples_cover_every_variant_of_the_online_and_reactive_rules():
+    def configs(name: str) -> list[dict[str, Any]]:
+        spec = f"{DEFAULT_OPTIMIZER} + "
+        return [
+            lrcontrol.parse(spec + x).factors[0].entry.factory(**lrcontrol.parse(spec + x).factors[0].kwargs()).config
+            for x in next(e for e in entries() if e.name == name).examples
+        ]
 
-    resumed = make_rig(entry, seed=7)  # different init: everything must come from the state
-    state = pickle.loads(saved)
-    resumed.model.load_state_dict(state["model"])
-    resumed.optimizer.load_state_dict(state["optimizer"])
-    resumed.controller.load_state_dict(state["controller"])
-    assert resumed.controller.lrs == lrs_full[save_at - 1]
-    lrs_resumed, _ = train(resumed, save_at, STEPS)
-
-    assert lrs_resumed == lrs_full[save_at:]
-    for a, b in zip(final_full, params_of(resumed)):
-        assert torch.equal(a, b)
-
-
-@pytest.mark.parametrize("entry", CONTROLLERS, ids=lambda e: e.example or e.name)
-def test_each_param_group_keeps_its_own_base_lr(entry):
-    rig = make_rig(entry)
-    base = list(rig.controller.base_lrs)
-    assert len(base) == 2
-    spec_lr = lrcontrol.parse(spec_for(entry)).optimizer.full_kwargs()["lr"]
-    assert base[0] / base[1] == pytest.approx(FIRST_GROUP_LR / spec_lr)
-    train(rig, 0, STEPS)
-    per_factor = rig.controller.factor_multipliers()
-    for group, lr, b, m in zip(
-        rig.optimizer.param_groups, rig.controller.lrs, rig.controller.base_lrs, rig.controller.multipliers
-    ):
-        assert group["lr"] == lr
-        assert lr == pytest.approx(b * m, rel=1e-12)
-    scalar = all(len(set(m)) == 1 for _, m in per_factor)
-    if scalar:
-        lr0, lr1 = rig.controller.lrs
-        assert lr0 / lr1 == pytest.approx(base[0] / base[1], rel=1e-9)
+    clara = configs("clara")
+    assert {(c["d"] == "auto", c["variant"]) for c in clara} == {
+        (a, v) for a in (True, False) for v in ("plain", "unit")
+    }
+    for name in ("clara", "alera", "salera", "hypergradient"):
+        assert {c["guard"] for c in configs(name)} == {True, False}, name
+    assert {c["mode"] for c in configs("hypergradient")} == {"additive", "multiplicative"}
+    assert {c["layers"] for c in configs("alera")} >= {"group", "module"}
+    for name in ("plateau", "bold_driver"):
+        seen = configs(name)
+        assert {c["mode"] for c in seen} == {"min", "max"} and {c["monitor"] == "loss" for c in seen} == {True, False}
 
 
-@pytest.mark.parametrize("entry", CONTROLLERS, ids=lambda e: e.example or e.name)
-def test_non_finite_losses_never_give_a_bad_lr(entry):
-    rig = make_rig(entry)
-    lrs, _ = train(rig, 0, STEPS, poison=True)
-    # and a step whose gradient itself is non-finite
-    bx, by = batch(rig, 0)
-    loss = torch.nn.functional.cross_entropy(rig.model(bx), by) * math.nan
-    rig.optimizer.zero_grad()
-    loss.backward()
-    rig.optimizer.step()
-    rig.controller.step(loss)
-    rig.controller.report(val_loss=math.inf)
-    lrs.append(rig.controller.lrs)
-    for step_lrs in lrs:
-        for lr in step_lrs:
-            assert math.isfinite(lr) and lr > 0, (entry.name, lrs)
+@parametrize_with_checks(FACTOR_CASES)
+def test_every_controller_example_passes_the_kit(case, check):
+    check(case)
 
 
-@pytest.mark.parametrize("entry", CONTROLLERS, ids=lambda e: e.example or e.name)
-def test_same_seed_same_trajectory(entry):
-    a, b = make_rig(entry), make_rig(entry)
-    lrs_a, _ = train(a, 0, STEPS)
-    lrs_b, _ = train(b, 0, STEPS)
-    assert lrs_a == lrs_b
-    for pa, pb in zip(params_of(a), params_of(b)):
-        assert torch.equal(pa, pb)
+@parametrize_optimizer_checks(OPTIMIZER_CASES)
+def test_every_optimizer_example_passes_the_kit(case, check):
+    check(case)
 
 
-@pytest.mark.parametrize("entry", CONTROLLERS, ids=lambda e: e.example or e.name)
-def test_state_survives_pickling_and_deepcopy(entry):
-    rig = make_rig(entry)
-    train(rig, 0, STEPS // 2)
-    state = rig.controller.state_dict()
-    for restored in (pickle.loads(pickle.dumps(state)), copy.deepcopy(state)):
-        other = make_rig(entry)
-        other.controller.load_state_dict(restored)
-        assert other.controller.lrs == rig.controller.lrs
-        assert other.controller.t == rig.controller.t
+# -- a factor written outside the package -----------------------------------------------------------
+
+
+class HalveOnSpike(Factor):
+    """A user's reactive rule: halve the LR when a reported val_loss is 10 % above the best so far."""
+
+    name = "halve_on_spike"
+    kind = "reactive"
+    uses_loss = True
+    params: ClassVar[tuple[Param, ...]] = (Param("factor", 0.5, "cut", low=0.0, high=1.0, low_open=True),)
+
+    def attach(self, ctx):
+        super().attach(ctx)
+        self.scale = 1.0
+        self.best = math.inf
+
+    def multiplier(self, t):
+        return self.scale
+
+    def on_evaluation(self, metrics):
+        value = metrics.get("val_loss", math.nan)
+        if not math.isfinite(value) or value > 1.1 * self.best:
+            self.scale = max(self.scale * self.config["factor"], 1e-6)
+        self.best = min(self.best, value) if math.isfinite(value) else self.best
+
+
+def test_a_factor_defined_outside_the_package_passes_the_kit():
+    check_factor(lambda: HalveOnSpike(factor=0.7))
+
+
+def test_deleting_a_field_from_the_saved_state_fails_a_check():
+    class Forgetful(HalveOnSpike):
+        def state_dict(self):
+            state = super().state_dict()
+            del state["best"]  # the mutation: one runtime field missing from the saved state
+            return state
+
+    with pytest.raises(LRControlError, match="halve_on_spike: this state has no best"):
+        check_resume_exact(Case(lambda: Forgetful(factor=0.7)))
+    with pytest.raises(AssertionError, match="check_resume_exact failed .*this state has no best"):
+        check_factor(lambda: Forgetful(factor=0.7))
+
+
+def test_a_field_wrongly_declared_transient_fails_the_resume_check():
+    class Amnesic(HalveOnSpike):
+        transient = ("best",)  # not saved: a resumed run forgets the best value and cuts at other steps
+
+    with pytest.raises(AssertionError, match="resumed after step"):
+        check_resume_exact(Case(lambda: Amnesic(factor=0.7)))
+
+
+def test_a_schedule_that_reads_the_loss_fails_the_schedule_check():
+    class Sneaky(Factor):
+        name = "sneaky"
+        uses_loss = True  # kind stays "schedule", but the multiplier follows the loss
+
+        def attach(self, ctx):
+            super().attach(ctx)
+            self.last = 1.0
+
+        def multiplier(self, t):
+            return 1.0 / (1.0 + abs(self.last)) if math.isfinite(self.last) else 1.0
+
+        def on_step(self, t, loss):
+            self.last = loss if loss is not None else self.last
+
+    with pytest.raises(AssertionError, match="check_schedule_depends_on_step_alone failed"):
+        check_factor(Sneaky)
+
+
+def test_the_example_in_docs_testing_md_runs():
+    docs = Path(__file__).resolve().parents[1] / "docs" / "testing.md"
+    blocks = re.findall(r"```python\n(.*?)```", docs.read_text(), flags=re.S)
+    assert blocks, "docs/testing.md lost its example"
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, str(docs), "exec"), namespace)
+    assert namespace["passed"] is True
+
+
+def test_the_rig_gives_two_groups_with_their_own_base_lr():
+    rig = make_rig(Case("cosine()"))
+    assert rig.controller.base_lrs == [pytest.approx(0.02), pytest.approx(0.05)]
+    lrs, _ = train(rig, 0, 4)
+    assert len(lrs) == 4 and all(len(step) == 2 for step in lrs)
+    assert isinstance(rig.model, torch.nn.Module)

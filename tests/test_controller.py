@@ -174,3 +174,30 @@ def test_the_guard_of_the_online_rules_is_in_the_canonical_spec():
     assert lrcontrol.canonical("sgd + hypergradient(guard=False)") == "sgd(lr=0.01) + hypergradient(guard=False)"
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(3))], lr=0.1)
     assert lrcontrol.control(opt, "alera(guard=False)").factors[0].guard is None
+
+
+def test_states_saved_by_lrcontrol_0_2_resume_bit_for_bit():
+    """tests/data/states-0.2.0.pt: mid-run states written by lrcontrol 0.2.0 (the guard's fields inline,
+    the bold driver's snapshot as an optimizer state_dict), with the LRs and parameters 0.2.0 went on to."""
+    from pathlib import Path
+
+    saved = torch.load(Path(__file__).parent / "data" / "states-0.2.0.pt", weights_only=True)
+    assert len(saved) == 7
+    for spec, record in saved.items():
+        torch.manual_seed(1)
+        model = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.Tanh(), torch.nn.Linear(6, 1))
+        opt, ctl = lrcontrol.build(model.parameters(), spec, total_steps=30)
+        model.load_state_dict(record["saved"]["model"])
+        opt.load_state_dict(record["saved"]["optimizer"])
+        ctl.load_state_dict(record["saved"]["controller"])
+        lrs = []
+        for t in range(12, 30):
+            x = torch.randn(16, 4, generator=torch.Generator().manual_seed(t))
+            loss = ((model(x).squeeze(1) - x[:, 0] * 3) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            ctl.step(loss)
+            lrs.append(ctl.lrs)
+        assert lrs == record["lrs"], spec
+        assert all(torch.equal(a, b) for a, b in zip(model.parameters(), record["params"])), spec

@@ -34,8 +34,10 @@ class Entry:
     summary: str
     example: str = ""
     optimizer: str = ""
-    #: further spec fragments the conformance suite also runs (options the first example leaves off)
+    #: every spec fragment the conformance suite runs (lrcontrol.testing): `example` first, then the
+    #: class's `examples` (options the first example leaves off); at least two per entry
     examples: tuple[str, ...] = ()
+    one_lr: bool = False
 
     def param(self, name: str) -> Param:
         for p in self.params:
@@ -97,21 +99,30 @@ def register_factor(cls: type) -> type:
             factory=cls,
             params=tuple(cls.params),
             summary=_summary(cls),
-            example=getattr(cls, "example", ""),
+            example=getattr(cls, "example", "") or next(iter(getattr(cls, "examples", ())), ""),
             optimizer=getattr(cls, "example_optimizer", ""),
-            examples=tuple(getattr(cls, "examples", ())),
+            examples=tuple(dict.fromkeys(x for x in (getattr(cls, "example", ""), *getattr(cls, "examples", ())) if x)),
         )
     )
     return cls
 
 
 def register_optimizer(
-    name: str, params: tuple[Param, ...], summary: str, example: str = ""
+    name: str,
+    params: tuple[Param, ...],
+    summary: str,
+    example: str = "",
+    examples: tuple[str, ...] = (),
+    one_lr: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Function decorator: register `factory(params, **kwargs) -> Optimizer` under `name`."""
+    """Function decorator: register `factory(params, **kwargs) -> Optimizer` under `name`.
+
+    examples: specs the conformance suite runs (at least two); one_lr: the optimizer needs the same LR
+    in every param group (D-Adaptation, Prodigy)."""
 
     def deco(factory: Callable[..., Any]) -> Callable[..., Any]:
-        register(Entry(name=name, kind="optimizer", factory=factory, params=params, summary=summary, example=example))
+        entry = Entry(name, "optimizer", factory, params, summary, example, examples=examples, one_lr=one_lr)
+        register(entry)
         return factory
 
     return deco

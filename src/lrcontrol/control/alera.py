@@ -82,6 +82,11 @@ class ALeRA(OnlineFactor):
         ),
     ) + ONLINE_PARAMS
     example = "alera(alpha=0.1, C=0.001)"
+    examples = (
+        "alera(alpha=0.1, C=0.001)",
+        "alera(alpha=0.1, C=0.01, layers='group', guard=False)",
+        "alera(alpha=0.1, C=0.001, layers='module', guard_every=3)",
+    )
     #: ALeRA adapts before the step, from the gradient, not from the step taken
     captures_step = False
     #: the layer structure is rebuilt by attach(); the rescale list and buffers live within one step
@@ -274,6 +279,11 @@ class SALeRA(ALeRA):
         Param("threshold", 0.1, "alarm when U − min U exceeds this × |first loss|", low=0.0, low_open=True),
     )
     example = "salera(alpha=0.1, C=0.001)"
+    examples = (
+        "salera(alpha=0.1, C=0.001)",
+        "salera(alpha=0.1, C=0.01, threshold=0.01, guard=False)",
+        "salera(alpha=0.1, C=0.01, smoothing=0.5, threshold=0.01)",
+    )
 
     def attach(self, ctx: Context) -> None:
         super().attach(ctx)

@@ -103,6 +103,8 @@ class Factor:
     kind: ClassVar[str] = "schedule"
     params: ClassVar[tuple[Param, ...]] = ()
     example: ClassVar[str] = ""
+    #: spec fragments the conformance suite runs (at least two; lrcontrol.testing): every variant worth checking
+    examples: ClassVar[tuple[str, ...]] = ()
     example_optimizer: ClassVar[str] = ""
     uses_step_hooks: ClassVar[bool] = False
     uses_loss: ClassVar[bool] = False

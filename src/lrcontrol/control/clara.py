@@ -281,6 +281,14 @@ class Clara(OnlineFactor):
         ),
     ) + ONLINE_PARAMS
     example = "clara(d=0.01)"
+    examples = (
+        "clara(d=0.01)",
+        "clara(d='auto')",
+        "clara(d=0.01, variant='unit')",
+        "clara(d='auto', variant='unit')",
+        "clara(d=0.01, guard=False)",
+        "clara(d=0.1, guard_every=3)",
+    )
     #: the noise reference and d="auto"'s constants are rebuilt by attach() (δ from the new total_steps)
     transient = ("mu", "sigma", "mu_total", "sigma_total", "rate", "auto_z0")
 

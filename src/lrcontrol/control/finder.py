@@ -64,6 +64,10 @@ class LRFromFinder(Factor):
         Param("diverge", 4.0, "stop once the smoothed loss exceeds this multiple of its best", low=1.0, low_open=True),
     )
     example = "lr_from_finder(lr_min=1e-4, lr_max=1.0, steps=30)"
+    examples = (
+        "lr_from_finder(lr_min=1e-4, lr_max=1.0, steps=30)",
+        "lr_from_finder(rule='steepest', steps=20)",
+    )
     uses_step_hooks: ClassVar[bool] = True
 
     def check_config(self) -> None:

@@ -73,6 +73,11 @@ class Hypergradient(OnlineFactor):
         ),
     ) + ONLINE_PARAMS
     example = "hypergradient(beta=0.001)"
+    examples = (
+        "hypergradient(beta=0.001)",
+        "hypergradient(beta=0.02, mode='multiplicative')",
+        "hypergradient(beta=0.01, guard=False)",
+    )
     #: the hypergradient is taken before the step, from g_t and the displacement kept here
     captures_step = False
     transient = ("_flat_displacement",)

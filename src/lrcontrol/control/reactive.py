@@ -136,7 +136,12 @@ class Plateau(_Reactive):
         ),
     )
     example = "plateau(patience=1)"
-    examples = ("plateau(patience=0, eps=1e-3, min_lr=[0.004, 0.01])",)
+    examples = (
+        "plateau(patience=0, eps=1e-3, min_lr=[0.004, 0.01])",
+        "plateau(patience=1)",
+        "plateau(patience=0, mode='max', monitor='val_acc', cooldown=2)",
+        "plateau(patience=1, monitor='loss', every=3, threshold_mode='abs')",
+    )
 
     def attach(self, ctx: Any) -> None:
         super().attach(ctx)
@@ -235,6 +240,11 @@ class BoldDriver(_Reactive):
         _EVERY,
     )
     example = "bold_driver(rollback=True)"
+    examples = (
+        "bold_driver(rollback=True)",
+        "bold_driver(monitor='loss', every=2, smoothing=0.5)",
+        "bold_driver(mode='max', monitor='val_acc', tolerance=0.01, rollback=True)",
+    )
 
     def attach(self, ctx: Any) -> None:
         super().attach(ctx)

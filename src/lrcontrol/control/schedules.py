@@ -83,6 +83,10 @@ class Constant(Schedule):
     """Constant multiplier: the LR stays at scale × base LR."""
 
     name = "constant"
+    examples = (
+        "constant()",
+        "constant(scale=0.5)",
+    )
     params = (Param("scale", 1.0, "the constant multiplier", low=0.0, low_open=True),)
 
     def value(self, t: int) -> float:
@@ -99,6 +103,10 @@ class Step(Schedule):
         Param("gamma", 0.1, "factor applied at each decay", low=0.0, high=1.0, low_open=True),
     )
     example = "step(every=30, gamma=0.5)"
+    examples = (
+        "step(every=7, gamma=0.5)",
+        "step(every=0.25)",
+    )
     transient = ("every",)
 
     def attach(self, ctx: Context) -> None:
@@ -119,6 +127,10 @@ class MultiStep(Schedule):
         Param("gamma", 0.1, "factor applied at each milestone", low=0.0, high=1.0, low_open=True),
     )
     example = "multistep(milestones=[30, 60], gamma=0.1)"
+    examples = (
+        "multistep(milestones=[10, 25])",
+        "multistep(milestones=[5], gamma=0.5)",
+    )
 
     def check_config(self) -> None:
         ms = self.config["milestones"]
@@ -140,6 +152,10 @@ class Exponential(Schedule):
     """Exponential decay: gamma^t, never below min_scale (torch ExponentialLR)."""
 
     name = "exponential"
+    examples = (
+        "exponential(gamma=0.9)",
+        "exponential(gamma=0.5, min_scale=0.01)",
+    )
     params = (
         Param("gamma", 0.999, "factor applied every step", low=0.0, high=1.0, low_open=True),
         Param("min_scale", 1e-8, "floor, as a fraction of the base LR", low=0.0, low_open=True, high=1.0),
@@ -154,6 +170,10 @@ class Polynomial(Schedule):
     """Polynomial decay: m_min + (1 − m_min)(1 − p)^power (torch PolynomialLR for m_min = 0)."""
 
     name = "polynomial"
+    examples = (
+        "polynomial()",
+        "polynomial(power=2, min_scale=0.1, steps=20)",
+    )
     params = (Param("power", 1.0, "exponent of the decay", low=0.0, low_open=True), _MIN_SCALE, _STEPS)
     horizon_param = "steps"
 
@@ -167,6 +187,10 @@ class Linear(Schedule):
     """Linear decay from the base LR to m_min × base LR (torch LinearLR)."""
 
     name = "linear"
+    examples = (
+        "linear()",
+        "linear(min_scale=0.1, steps=0.5)",
+    )
     params = (_MIN_SCALE, _STEPS)
     horizon_param = "steps"
 
@@ -181,8 +205,12 @@ class Cosine(Schedule):
 
     name = "cosine"
     params = (_MIN_SCALE, _STEPS, _MIN_LR)  # min_lr last: positional specs keep their meaning
+    examples = (
+        "cosine()",
+        "cosine(min_scale=0.1, steps=20)",
+        "cosine(min_lr=[0.001, 0.002])",
+    )
     horizon_param = "steps"
-    examples = ("cosine(min_lr=[0.001, 0.002])",)
 
     def value(self, t: int) -> float | list[float]:
         return self.between((1.0 + math.cos(math.pi * t / self.horizon)) / 2.0)
@@ -200,8 +228,12 @@ class SGDR(Schedule):
         _MIN_LR,
     )
     example = "sgdr(period=50, mult=2)"
+    examples = (
+        "sgdr(period=10)",
+        "sgdr(period=5, mult=2, min_scale=0.1)",
+        "sgdr(period=7, min_lr=[1e-4])",
+    )
     transient = ("period",)
-    examples = ("sgdr(period=7, min_lr=[1e-4])",)
 
     def attach(self, ctx: Context) -> None:
         super().attach(ctx)
@@ -256,7 +288,13 @@ class Cyclic(Schedule):
     )
     example = "cyclic(half_period=20, low=0.1)"
     transient = ("half", "down")
-    examples = ("cyclic(half_period=3, down=5, mode='triangular2')", "cyclic(half_period=4, min_lr=[0.001, 0.005])")
+    examples = (
+        "cyclic(half_period=3, down=5, mode='triangular2')",
+        "cyclic(half_period=4, min_lr=[0.001, 0.005])",
+        "cyclic(half_period=5)",
+        "cyclic(half_period=4, mode='triangular2')",
+        "cyclic(half_period=3, mode='exp_range', gamma=0.9)",
+    )
 
     def attach(self, ctx: Context) -> None:
         super().attach(ctx)
@@ -289,6 +327,11 @@ class OneCycle(Schedule):
     """One-cycle (Smith & Topin 2019): rise from base/div to base, then anneal to base/(div·final_div)."""
 
     name = "onecycle"
+    examples = (
+        "onecycle()",
+        "onecycle(rise=0.5, anneal='linear')",
+        "onecycle(rise=0.4, three_phase=True, anneal='linear')",
+    )
     params = (
         Param("rise", 0.3, "fraction of the run spent rising", low=0.0, high=1.0, low_open=True, high_open=True),
         Param("div", 25.0, "the start LR is base / div", low=1.0),
@@ -303,7 +346,6 @@ class OneCycle(Schedule):
         ),
     )
     horizon_param = "steps"
-    examples = ("onecycle(rise=0.4, three_phase=True, anneal='linear')",)
 
     def value(self, t: int) -> float:
         # Phase boundaries as in torch's OneCycleLR, so the two agree step for step.
@@ -334,6 +376,10 @@ class _Warmup(Schedule):
 
     params = (Param("steps", 0.05, "warmup length: steps (int) or fraction of the run (float)", type="horizon"),)
     example = "warmup(10)"
+    examples = (
+        "warmup(10)",
+        "warmup(0.5)",
+    )
 
     def attach(self, ctx: Context) -> None:
         super().attach(ctx)
@@ -362,6 +408,10 @@ class ExpWarmup(_Warmup):
     """Exponential warmup: (1 − exp(−(t + 1)/w)) / (1 − e⁻¹), reaching 1 at step w."""
 
     name = "exp_warmup"
+    examples = (
+        "exp_warmup(10)",
+        "exp_warmup(0.25)",
+    )
 
     def value(self, t: int) -> float:
         return min(1.0, (1.0 - math.exp(-(t + 1) / self.length)) / (1.0 - math.exp(-1.0)))
@@ -372,6 +422,11 @@ class WSD(Schedule):
     """Warmup–stable–decay: linear warmup, a constant phase, and a cooldown over the last part."""
 
     name = "wsd"
+    examples = (
+        "wsd()",
+        "wsd(warmup=5, decay=0.3, shape='cosine', min_scale=0.1)",
+        "wsd(shape='sqrt', steps=30)",
+    )
     params = (
         Param("warmup", 0, "warmup: steps (int) or fraction of the run (float); 0 for none", type="horizon", low=0),
         Param("decay", 0.2, "cooldown: steps (int) or fraction of the run (float)", type="horizon"),
@@ -423,6 +478,10 @@ class InvSqrt(Schedule):
         Param("steps", 0.05, "w: steps (int) or fraction of the run (float) before the decay starts", type="horizon"),
     )
     example = "invsqrt(10)"
+    examples = (
+        "invsqrt(10)",
+        "invsqrt(0.25)",
+    )
     transient = ("w",)
 
     def attach(self, ctx: Context) -> None:

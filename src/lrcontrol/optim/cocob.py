@@ -142,6 +142,7 @@ EFFECTIVE_LR[COCOB] = _cocob_lr
     ),
     "COCOB-Backprop: per-coordinate coin betting, no learning rate (Orabona & Tommasi 2017).",
     example="cocob(alpha=100.0)",
+    examples=("cocob()", "cocob(alpha=10.0)"),
 )
 def cocob(params: Any, **kw: Any) -> torch.optim.Optimizer:
     return COCOB(params, **kw)

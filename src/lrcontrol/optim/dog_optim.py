@@ -88,6 +88,7 @@ _DOG_PARAMS = (
     _DOG_PARAMS,
     "DoG: SGD with step size max distance from the start / √(sum of squared gradient norms) (Ivgi et al. 2023).",
     example="dog(reps_rel=1e-6)",
+    examples=("dog()", "dog(reps_rel=1e-4, weight_decay=0.01)"),
 )
 def dog(params: Any, **kw: Any) -> torch.optim.Optimizer:
     pkg = require_package(dog_optimizer, "dog-optimizer", "dog")
@@ -99,6 +100,7 @@ def dog(params: Any, **kw: Any) -> torch.optim.Optimizer:
     _DOG_PARAMS,
     "Layer-wise DoG: the DoG step size computed for each parameter tensor separately (Ivgi et al. 2023).",
     example="ldog(reps_rel=1e-6)",
+    examples=("ldog()", "ldog(reps_rel=1e-4)"),
 )
 def ldog(params: Any, **kw: Any) -> torch.optim.Optimizer:
     pkg = require_package(dog_optimizer, "dog-optimizer", "ldog")

@@ -107,6 +107,7 @@ EFFECTIVE_LR[DoWG] = _dowg_lr
     ),
     "DoWG: step size from the distance travelled over distance-weighted gradient norms (Khaled et al. 2023).",
     example="dowg(reps_rel=1e-6)",
+    examples=("dowg()", "dowg(reps_rel=1e-4)"),
 )
 def dowg(params: Any, **kw: Any) -> torch.optim.Optimizer:
     return DoWG(params, **kw)

@@ -179,6 +179,8 @@ def _dadapt_sgd_lr(optimizer: torch.optim.Optimizer, index: int) -> float:
     ),
     "D-Adaptation Adam: Adam with the step size d·lr estimated online (Defazio & Mishchenko 2023).",
     example="dadapt_adam(lr=1.0)",
+    examples=("dadapt_adam()", "dadapt_adam(decouple=True, weight_decay=0.01)"),
+    one_lr=True,
 )
 def dadapt_adam(params: Any, **kw: Any) -> torch.optim.Optimizer:
     pkg = require_package(dadaptation, "dadaptation", "dadapt_adam")
@@ -200,6 +202,8 @@ def dadapt_adam(params: Any, **kw: Any) -> torch.optim.Optimizer:
     ),
     "D-Adaptation SGD: dual averaging with the step size d·lr/‖g0‖ estimated online (Defazio & Mishchenko 2023).",
     example="dadapt_sgd(momentum=0.9)",
+    examples=("dadapt_sgd(lr=0.3)", "dadapt_sgd(lr=0.3, momentum=0.9)"),
+    one_lr=True,
 )
 def dadapt_sgd(params: Any, **kw: Any) -> torch.optim.Optimizer:
     pkg = require_package(dadaptation, "dadaptation", "dadapt_sgd")
@@ -221,6 +225,8 @@ def dadapt_sgd(params: Any, **kw: Any) -> torch.optim.Optimizer:
     ),
     "D-Adaptation AdaGrad: AdaGrad with the step size d·lr estimated online (Defazio & Mishchenko 2023).",
     example="dadapt_adagrad()",
+    examples=("dadapt_adagrad()", "dadapt_adagrad(momentum=0.5)"),
+    one_lr=True,
 )
 def dadapt_adagrad(params: Any, **kw: Any) -> torch.optim.Optimizer:
     pkg = require_package(dadaptation, "dadaptation", "dadapt_adagrad")
@@ -269,6 +275,8 @@ def dadapt_adagrad(params: Any, **kw: Any) -> torch.optim.Optimizer:
     ),
     "Prodigy: Adam with a faster-growing D-Adaptation estimate of the step size d·lr (Mishchenko & Defazio 2024).",
     example="prodigy(d_coef=1.0)",
+    examples=("prodigy()", "prodigy(safeguard_warmup=True, use_bias_correction=True)"),
+    one_lr=True,
 )
 def prodigy(params: Any, **kw: Any) -> torch.optim.Optimizer:
     pkg = require_package(prodigyopt, "prodigyopt", "prodigy")

@@ -79,6 +79,7 @@ def _schedule_free(cls: type[torch.optim.Optimizer], params: Any, kw: dict[str, 
     ),
     "Schedule-Free SGD: iterate averaging instead of a decay schedule; needs train()/eval() (Defazio et al. 2024).",
     example="sf_sgd(lr=1.0, warmup_steps=20)",
+    examples=("sf_sgd(lr=0.5)", "sf_sgd(lr=0.5, warmup_steps=5)"),
 )
 def sf_sgd(params: Any, **kw: Any) -> torch.optim.Optimizer:
     pkg = require_package(schedulefree, "schedulefree", "sf_sgd")
@@ -99,6 +100,7 @@ def sf_sgd(params: Any, **kw: Any) -> torch.optim.Optimizer:
     ),
     "Schedule-Free AdamW: iterate averaging instead of a decay schedule; needs train()/eval() (Defazio et al. 2024).",
     example="sf_adamw(lr=0.0025, warmup_steps=20)",
+    examples=("sf_adamw()", "sf_adamw(warmup_steps=5, weight_decay=0.01)"),
 )
 def sf_adamw(params: Any, **kw: Any) -> torch.optim.Optimizer:
     pkg = require_package(schedulefree, "schedulefree", "sf_adamw")

@@ -52,6 +52,7 @@ def _make(cls: type[torch.optim.Optimizer], params: Any, kwargs: dict[str, Any])
     ),
     "Stochastic gradient descent, with optional (Nesterov) momentum (torch.optim.SGD).",
     example="sgd(lr=0.1, momentum=0.9, nesterov=True)",
+    examples=("sgd(lr=0.05)", "sgd(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01)"),
 )
 def sgd(params: Any, **kw: Any) -> torch.optim.Optimizer:
     if kw.get("nesterov") and (kw.get("momentum", 0.0) <= 0 or kw.get("dampening", 0.0) != 0):
@@ -66,6 +67,7 @@ def sgd(params: Any, **kw: Any) -> torch.optim.Optimizer:
     (_lr(1e-3), BETAS, _EPS, _WD, Param("amsgrad", False, "use the AMSGrad variant", type="bool"), _FOREACH),
     "Adam (torch.optim.Adam).",
     example="adam(lr=3e-4)",
+    examples=("adam(lr=0.01)", "adam(lr=0.01, amsgrad=True)"),
 )
 def adam(params: Any, **kw: Any) -> torch.optim.Optimizer:
     return _make(torch.optim.Adam, params, kw)
@@ -83,6 +85,7 @@ def adam(params: Any, **kw: Any) -> torch.optim.Optimizer:
     ),
     "Adam with decoupled weight decay (torch.optim.AdamW).",
     example="adamw(lr=1e-3, weight_decay=0.01)",
+    examples=("adamw(lr=0.01)", "adamw(lr=0.01, weight_decay=0.1)"),
 )
 def adamw(params: Any, **kw: Any) -> torch.optim.Optimizer:
     return _make(torch.optim.AdamW, params, kw)
@@ -100,6 +103,7 @@ def adamw(params: Any, **kw: Any) -> torch.optim.Optimizer:
         _FOREACH,
     ),
     "Adam with Nesterov momentum (torch.optim.NAdam).",
+    examples=("nadam(lr=0.01)", "nadam(lr=0.01, decoupled_weight_decay=True, weight_decay=0.01)"),
 )
 def nadam(params: Any, **kw: Any) -> torch.optim.Optimizer:
     return _make(torch.optim.NAdam, params, kw)
@@ -116,6 +120,7 @@ def nadam(params: Any, **kw: Any) -> torch.optim.Optimizer:
         _FOREACH,
     ),
     "Rectified Adam (torch.optim.RAdam).",
+    examples=("radam(lr=0.01)", "radam(lr=0.01, decoupled_weight_decay=True, weight_decay=0.01)"),
 )
 def radam(params: Any, **kw: Any) -> torch.optim.Optimizer:
     return _make(torch.optim.RAdam, params, kw)
@@ -133,6 +138,7 @@ def radam(params: Any, **kw: Any) -> torch.optim.Optimizer:
         _FOREACH,
     ),
     "RMSprop (torch.optim.RMSprop).",
+    examples=("rmsprop(lr=0.01)", "rmsprop(lr=0.01, momentum=0.9, centered=True)"),
 )
 def rmsprop(params: Any, **kw: Any) -> torch.optim.Optimizer:
     return _make(torch.optim.RMSprop, params, kw)
@@ -149,6 +155,7 @@ def rmsprop(params: Any, **kw: Any) -> torch.optim.Optimizer:
         _FOREACH,
     ),
     "Adagrad (torch.optim.Adagrad).",
+    examples=("adagrad(lr=0.05)", "adagrad(lr=0.05, lr_decay=0.01)"),
 )
 def adagrad(params: Any, **kw: Any) -> torch.optim.Optimizer:
     return _make(torch.optim.Adagrad, params, kw)
