@@ -47,6 +47,7 @@ class BatchScale(Factor):
         Param("batch", None, "the batch size used; default: the task's or loop's", type="int", low=1, nullable=True),
     )
     example = "batch_scale(ref=32, batch=128, rule='sqrt')"
+    examples = ("batch_scale(ref=64, batch=32)",)
     transient = ("scale",)  # resolved at attach from the config and the resources
 
     def attach(self, ctx: Context) -> None:
@@ -88,6 +89,7 @@ class IncreaseBatch(Factor):
     kind = "schedule"
     params = (Param("max_factor", 16, "largest batch multiplier; past it the LR decays", type="int", low=1, high=1024),)
     example = "increase_batch(max_factor=4)"
+    examples = ("increase_batch()",)
     transient = ("_peaks",)  # a cache of a pure function of t
 
     def attach(self, ctx: Context) -> None:

@@ -68,6 +68,7 @@ class ClipNorm(_Clip):
         Param("norm_type", 2.0, "p of the p-norm (2: Euclidean)", low=1.0),
     )
     example = "clip_norm(max_norm=0.5)"
+    examples = ("clip_norm(max_norm=2.0, norm_type=1.0)",)
 
     def clip(self, params: list[torch.Tensor]) -> bool:
         total = torch.nn.utils.clip_grad_norm_(params, self.config["max_norm"], norm_type=self.config["norm_type"])
@@ -82,6 +83,7 @@ class ClipValue(_Clip):
     name = "clip_value"
     params = (Param("clip", REQUIRED, "largest absolute gradient element", low=0.0, low_open=True),)
     example = "clip_value(clip=0.05)"
+    examples = ("clip_value(clip=1.0)",)
 
     def clip(self, params: list[torch.Tensor]) -> bool:
         norms = torch._foreach_norm([p.grad for p in params], float("inf"))

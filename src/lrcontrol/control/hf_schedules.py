@@ -71,6 +71,7 @@ class HFWarmup(_HFSchedule):
     params = (_WARMUP,)
     uses_run = False
     example = "hf_warmup(0)"
+    examples = ("hf_warmup(5)",)
 
     def after_warmup(self, t: int) -> float:
         return 1.0
@@ -83,6 +84,7 @@ class HFLinear(_HFSchedule):
     name = "hf_linear"
     params = (_WARMUP, _STEPS)
     example = "hf_linear(0, 100)"
+    examples = ("hf_linear(4, 60)",)
 
     def after_warmup(self, t: int) -> float:
         return max(0.0, (self.T - t) / max(1, self.T - self.w))
@@ -117,6 +119,7 @@ class HFCosineRestarts(_HFSchedule):
     name = "hf_cosine_restarts"
     params = (_WARMUP, _STEPS, Param("cycles", 1, "number of restarts over T − w", type="int", low=1))
     example = "hf_cosine_restarts(0, 100, 2)"
+    examples = ("hf_cosine_restarts(3, 72, 3)",)
 
     def after_warmup(self, t: int) -> float:
         p = self.progress(t)
@@ -137,6 +140,7 @@ class HFPolynomial(_HFSchedule):
         Param("end_lr", 1e-7, "absolute end LR (Hugging Face's lr_end)", low=0.0),
     )
     example = "hf_polynomial(0, 100, power=2.0)"
+    examples = ("hf_polynomial(4, 30, end_lr=0.001)",)
 
     def attach(self, ctx: Context) -> None:
         super().attach(ctx)

@@ -86,6 +86,7 @@ class TrustRatio(Factor):
         Param("skip_1d", True, "biases and norm scales (1-D tensors) keep ratio 1", type="bool"),
     )
     example = "trust(coef=0.5)"
+    examples = ("trust(coef=0.02, per='group', skip_1d=False)",)
     uses_step_hooks = True
     #: after gradient transforms (clipping) in the pre-step hooks, and first in the post-step hooks,
     #: so that online rules measure the step actually taken

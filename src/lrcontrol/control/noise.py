@@ -40,6 +40,7 @@ class LRNoise(Factor):
         Param("per_group", False, "one independent draw per param group", type="bool"),
     )
     example = "lr_noise(std=0.3, seed=1)"
+    examples = ("lr_noise(std=0.2, seed=3, decay=0.5, per_group=True)",)
 
     def _draws(self, t: int, count: int) -> np.ndarray:
         generator = np.random.Generator(np.random.Philox(key=self.config["seed"], counter=t))

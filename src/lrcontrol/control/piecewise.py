@@ -40,6 +40,7 @@ class Hold(Schedule):
         Param("steps", REQUIRED, "steps held: int, or a fraction of the run", type="horizon"),
     )
     example = "hold(0.5, 5)"
+    examples = ("hold(0.25, 0.5)",)
 
     def attach(self, ctx: Context) -> None:
         super().attach(ctx)
