@@ -81,6 +81,7 @@ def test_report_of_the_smoke_store_has_every_section_with_its_figures(smoke_stor
     positions = [page.index(f'title="{html.escape(method)}"') for method in summary["methods"]]
     assert positions == sorted(positions)
     assert "http://" not in page and "https://" not in page  # nothing that could reach the network
+    assert 'data-section="tuning"' not in page  # a store without a tuner's trials shows no empty section
 
 
 def test_report_filters_tasks_and_methods(smoke_store, tmp_path):
@@ -347,3 +348,27 @@ def test_quartiles_ignore_nan_like_numpy():
     assert np.allclose(np.array(quartiles(grid)), expected)
     full = rng.normal(size=(3, 10))
     assert np.allclose(np.array(quartiles(full)), np.quantile(full, [0.25, 0.5, 0.75], axis=0))
+
+
+def test_report_shows_tuning_traces_when_the_store_has_a_tuners_trials(tmp_path):
+    store = tmp_path / "t.db"
+    result = invoke(
+        "tune", "sphere-10", "adam(lr=loguniform(1e-3, 1))", "--trials", "6", "--strategy", "hyperband",
+        "--size", "smoke", "--budget", "27", "--min-budget", "3", "--store", str(store), "--workers", "1",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    _run_into(store, "adam(lr=0.1) + constant()", budget=27)
+    out = tmp_path / "t.html"
+    assert invoke("report", str(store), "-o", str(out)).exit_code == 0
+    page = out.read_text()
+    assert 'data-section="tuning" data-figures="1"' in page
+    from lrcontrol.report.data import load
+    from lrcontrol.report.tuning import traces
+
+    with load(store) as data:
+        (trace,) = traces(data)["sphere-10@1/smoke"]
+    with Store(store, create=False) as db:
+        trials = db.query("SELECT steps, budget, horizon, final_metric FROM trials ORDER BY finished_at, key")
+    assert len(trace["cost"]) == len(trials) and trace["cost"] == sorted(trace["cost"])
+    full = [t["final_metric"] for t in trials if t["budget"] == t["horizon"]]
+    assert trace["incumbent"][-1] == min(full)  # regret: lower is better

@@ -208,6 +208,28 @@ def register_section(builder: Callable[[Context], Section | None]) -> Callable[[
     return builder
 
 
+@register_section
+def tuning_section(ctx: Context) -> Section | None:
+    """Each tune's incumbent against the compute spent (present when the store has a tuner's trials)."""
+    from lrcontrol.report import tuning
+
+    by_task = tuning.traces(ctx.data)
+    if not by_task:
+        return None
+    ctx.total += 1
+    fig = tuning.figure(ctx.data, by_task)
+    ctx.step("tuning traces")
+    intro = (
+        "<p>Each tune (<code>lrcontrol tune</code>): the best final validation metric among its full-budget "
+        "trials so far (the line), against the compute it had spent in full-run equivalents (a promoted trial "
+        "counts only its new steps); every trial as a dot, hollow when it ran at a lower budget. One line per "
+        "tune and seed, in the tuned method's colour.</p>"
+    )
+    return Section("tuning", "Tuning traces", intro + figure_html(fig, "tuning traces", ctx.dpi), figures=1)
+
+
+# The selector's held-out table (issue 12) registers here the same way when the selector lands.
+
 SECTIONS = [summary_section, task_sections, sensitivity_section, across_section]
 
 CSS = """
