@@ -271,3 +271,40 @@ def test_the_example_in_docs_practice_md_runs():
     namespace: dict = {}
     for block in blocks:
         exec(compile(block, str(docs), "exec"), namespace)  # the example asserts what it shows
+
+
+def test_a_sweep_keys_batch_scale_with_the_resolved_batch_so_a_rerun_runs_nothing(tmp_path):
+    from lrcontrol.bench import sweep_runner
+    from lrcontrol.bench.store import Store
+    from lrcontrol.bench.sweep import load_sweep
+
+    path = tmp_path / "s.toml"
+    path.write_text(
+        'name = "b"\nsize = "smoke"\nseeds = [0]\nlrs = [0.001]\n'
+        'tasks = [{ name = "rosenbrock-10", budget = 5 }]\nmethods = ["sgd + batch_scale(ref=4)"]\n'
+    )
+    runs = load_sweep(path).runs()
+    batch = get_task("rosenbrock-10", "smoke").batch_size
+    assert [r.spec for r in runs] == [f"sgd(lr=0.001) + batch_scale(ref=4, batch={batch})"]
+    with Store(tmp_path / "s.db") as db:
+        first = sweep_runner.run_local(runs, db, workers=1)
+        again = sweep_runner.run_local(load_sweep(path).runs(), db, workers=1)
+    assert (first.recorded, again.recorded, again.skipped) == (1, 0, 1)
+
+
+def test_a_sweep_accepts_discriminative_rates_and_runs_them_on_the_named_model(tmp_path):
+    from lrcontrol.bench import sweep_runner
+    from lrcontrol.bench.store import Store
+    from lrcontrol.bench.sweep import load_sweep
+
+    path = tmp_path / "s.toml"
+    path.write_text(
+        'name = "d"\nsize = "smoke"\nseeds = [0]\nlrs = [0.01]\n'
+        'tasks = [{ name = "breast_cancer-mlp", budget = 4 }]\nmethods = ["adam + discriminative(decay=0.5)"]\n'
+    )
+    with Store(tmp_path / "s.db") as db:
+        outcome = sweep_runner.run_local(load_sweep(path).runs(), db, workers=1)
+        (record,) = db.records()
+    assert outcome.recorded == 1
+    lrs = record["trajectory"]["lrs"][0]
+    assert len(lrs) == 3 and lrs[0] / lrs[-1] == pytest.approx(0.25)  # input layer at decay², head at 1

@@ -347,7 +347,9 @@ def _check_methods_at_budgets(groups: list[Group]) -> None:
     import torch
 
     import lrcontrol
-    from lrcontrol.spec import with_lr
+    from lrcontrol.control.batch import resolve_batch_size
+    from lrcontrol.spec import Spec, with_lr
+    from lrcontrol.tasks import get_task
     from lrcontrol.tune.strategies import MULTI_FIDELITY
 
     for group in groups:
@@ -362,12 +364,16 @@ def _check_methods_at_budgets(groups: list[Group]) -> None:
     seen: set[tuple[str, int]] = set()
     for group in groups:
         for spec, lrs in group.methods:
-            for _, _, budget in group.tasks:
+            for name, size, budget in group.tasks:
                 if (spec, budget) in seen:
                     continue
                 seen.add((spec, budget))
+                # batch_scale() takes the task's batch size; a "groups" term (discriminative) needs the
+                # model's parameter names, so each run checks it when it builds the model.
+                checked = resolve_batch_size(with_lr(spec, lrs[0]), get_task(name, size).batch_size)
+                checked = Spec(tuple(t for t in checked.terms if t.kind != "groups"))
                 try:
-                    lrcontrol.build([torch.nn.Parameter(torch.zeros(1))], with_lr(spec, lrs[0]), total_steps=budget)
+                    lrcontrol.build([torch.nn.Parameter(torch.zeros(1))], checked, total_steps=budget)
                 except LRControlError as exc:
                     raise LRControlError(f"{group.source}: method {spec!r} cannot run {budget} steps: {exc}") from None
 
