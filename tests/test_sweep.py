@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
 
 from lrcontrol.bench import sweep_runner
+from lrcontrol.bench.executor import Executor, train_one
 from lrcontrol.bench.store import Store
 from lrcontrol.bench.sweep import load_sweep
 from lrcontrol.errors import LRControlError
@@ -175,6 +177,43 @@ def test_a_dask_local_cluster_gives_the_same_results_as_local_workers(sweep_file
             outcome = sweep_runner.run_dask(load_sweep(sweep_file).runs(), db, cluster.scheduler_address)
     assert outcome.recorded == RUNS
     assert comparable(store) == reference
+
+
+class InProcess(Executor):
+    """A backend written against the interface alone: each run trained at once, in this process."""
+
+    checkpoint_dir, checkpoint_seconds = None, 30.0
+
+    def submit(self, run):
+        future = Future()
+        future.set_result(train_one(run, None, 30.0))
+        return future
+
+    def shutdown(self, wait=True, cancel_futures=False):
+        pass
+
+
+def test_a_sweep_is_a_client_of_the_executor_interface_any_backend_drives_it(sweep_file, reference, tmp_path):
+    done = []
+    with Store(tmp_path / "s.db") as db, InProcess() as executor:
+        outcome = sweep_runner.run_sweep(
+            load_sweep(sweep_file).runs(), db, executor, on_done=lambda r, t: done.append(r)
+        )
+    assert outcome.recorded == RUNS == len(done)
+    assert comparable(tmp_path / "s.db") == reference
+
+
+def test_pending_runs_skip_the_store_and_interleave_the_tasks(tmp_path):
+    suite = write(
+        tmp_path / "two.toml",
+        'size = "smoke"\nseeds = 2\nlrs = [0.05]\ntasks = ["sphere-10", "rosenbrock-10"]\nmethods = ["sgd + constant()"]\n',
+    )
+    runs = load_sweep(suite).runs()
+    assert [r.task for r in runs] == ["sphere-10", "sphere-10", "rosenbrock-10", "rosenbrock-10"]
+    with Store(tmp_path / "s.db") as db:
+        assert [r.task for r in sweep_runner.pending_runs(db, runs)] == ["sphere-10", "rosenbrock-10"] * 2
+        sweep_runner.run_sweep(runs[:1], db, InProcess())
+        assert [r.key for r in sweep_runner.pending_runs(db, runs)] == [r.key for r in runs[1:]]
 
 
 def test_an_unreachable_scheduler_is_a_clear_error(sweep_file, tmp_path):
