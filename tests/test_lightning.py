@@ -154,17 +154,25 @@ def test_plateau_cuts_on_val_loss_with_the_callback(tmp_path):
     assert module.controller.lrs == [0.5 * plateau.scale]
 
 
-def test_schedule_free_validates_at_x(tmp_path):
+def test_schedule_free_validates_and_checkpoints_at_x(tmp_path):
     module = Module("sf_adamw(lr=0.01)", total_steps=BATCHES_PER_EPOCH)
-    _trainer(tmp_path, BATCHES_PER_EPOCH, callbacks=[LRControlCallback()]).fit(module)
+    ckpt = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", save_top_k=-1, every_n_train_steps=4)
+    trainer = _trainer(tmp_path, BATCHES_PER_EPOCH, callbacks=[LRControlCallback(), ckpt], enable_checkpointing=True)
+    trainer.fit(module)
     optimizer = module.controller.optimizer
     x, y = _data(1, 32).tensors
     with torch.no_grad():
         loss_y = float(torch.nn.functional.cross_entropy(module.net(x), y))
         with eval_mode(optimizer):
             loss_x = float(torch.nn.functional.cross_entropy(module.net(x), y))
+            at_x = {k: v.clone() for k, v in module.state_dict().items()}
     assert module.val_losses[-1] == pytest.approx(loss_x, rel=1e-6)
     assert abs(loss_x - loss_y) > 1e-4  # the two points differ, so the check above can fail
+    # The end-of-training checkpoint holds x (and loads without running code).
+    saved = torch.load(next((tmp_path / "ckpt").glob("*step=8.ckpt")), weights_only=True)
+    for name, value in saved["state_dict"].items():
+        assert torch.allclose(value, at_x[name], atol=1e-6), name
+    assert saved["optimizer_states"][0]["param_groups"][0]["train_mode"] is False
 
 
 def test_without_the_callback_schedule_free_validates_at_y(tmp_path):

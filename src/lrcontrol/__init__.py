@@ -2,7 +2,8 @@
 
 from lrcontrol import tune  # noqa: E402  (a callable module: lrcontrol.tune(task, space, ...))
 from lrcontrol.api import build, control
-from lrcontrol.control.base import Context, Factor, LRController, LRControlWarning
+from lrcontrol.control.accounting import LRControlWarning
+from lrcontrol.control.base import Context, Factor, LRController
 from lrcontrol.errors import HorizonError, LRControlError, SpecError
 from lrcontrol.finder import LRFinderResult, find_lr
 from lrcontrol.spec import Spec, Term, canonical, parse

@@ -36,7 +36,6 @@ frameworks that check for a torch scheduler (Lightning, the Hugging Face Trainer
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -44,15 +43,12 @@ from typing import Any, ClassVar
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
+from lrcontrol.control.accounting import LRControlWarning, StepAccounting  # noqa: F401  (re-exported)
 from lrcontrol.control.state import load_fields, save_fields, save_value
 from lrcontrol.errors import LRControlError
 from lrcontrol.params import Param
 
 Multiplier = float | Sequence[float]
-
-
-class LRControlWarning(UserWarning):
-    """A training loop that runs but does not do what it says (each kind is warned once per controller)."""
 
 
 @dataclass
@@ -228,10 +224,7 @@ def _as_group_list(value: Multiplier, num_groups: int, owner: str) -> list[float
     return values
 
 
-COUNTS = ("optimizer", "calls")
-
-
-class LRController(LRScheduler):
+class LRController(StepAccounting, LRScheduler):
     """A stack of factors attached to an optimizer; create it with `lrcontrol.control(...)`.
 
     count: "optimizer" (default) advances t only on `step()` calls that follow a step the optimizer
@@ -262,8 +255,7 @@ class LRController(LRScheduler):
             isinstance(total_steps, bool) or int(total_steps) != total_steps or total_steps < 1
         ):
             raise LRControlError(f"total_steps must be a positive integer or None, got {total_steps!r}")
-        if count not in COUNTS:
-            raise LRControlError(f"count={count!r} is not one of {', '.join(map(repr, COUNTS))}")
+        self._check_count(count)
         self.count = count
         self.warn_unevaluated_after = warn_unevaluated_after
         self.optimizer = optimizer
@@ -272,13 +264,8 @@ class LRController(LRScheduler):
         self.spec = spec
         self.t = 0
         self.nonfinite_losses = 0
-        self.skipped_steps = 0  # step() calls after which the optimizer had not stepped
-        self._optimizer_steps = 0  # optimizer.step() calls seen by the hook since attaching
-        self._seen_optimizer_steps = 0
-        self._calls_after_first_step = 0
-        self._misses_after_first_step = 0
+        self._init_accounting()
         self._pending_loss: list[float] = []
-        self._warned: set[str] = set()
         self._step_count = 1  # torch's counter (accelerate's scheduler wrapper reads it)
         for group in optimizer.param_groups:
             group.setdefault("initial_lr", float(group["lr"]))
@@ -335,8 +322,7 @@ class LRController(LRScheduler):
             self.t = int(epoch)
             self._apply()
             return
-        taken = self._optimizer_steps > self._seen_optimizer_steps
-        self._seen_optimizer_steps = self._optimizer_steps
+        taken = self._taken()
         if loss is None and self._pending_loss:
             loss = sum(self._pending_loss) / len(self._pending_loss)
         self._pending_loss = []
@@ -360,63 +346,6 @@ class LRController(LRScheduler):
         """Hand over a training loss for the next `step()` that gets none (framework callbacks use it;
         several losses before one step, e.g. micro-batches, are averaged)."""
         self._pending_loss.append(float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss))
-
-    def _is_preview(self) -> bool:
-        """True when nothing is training: the optimizer never stepped and no parameter has a gradient
-        (a schedule walked for a plot or a test). A skipped AMP step or a micro-batch has gradients."""
-        if self._optimizer_steps:
-            return False
-        return all(p.grad is None for g in self.optimizer.param_groups for p in g["params"])
-
-    def _warn_once(self, key: str, message: str) -> None:
-        if key not in self._warned:
-            self._warned.add(key)
-            warnings.warn(message, LRControlWarning, stacklevel=3)
-
-    def _check_call_rate(self, taken: bool) -> None:
-        # An AMP GradScaler skips a handful of steps at the start and then one in thousands; calling
-        # step() per micro-batch misses at least every other optimizer step. After the first real
-        # step, more than one call in five without an optimizer step is the second case.
-        if self._optimizer_steps == 0:
-            return
-        self._calls_after_first_step += 1
-        self._misses_after_first_step += not taken
-        misses, calls = self._misses_after_first_step, self._calls_after_first_step
-        if misses >= 3 and 5 * misses > calls:
-            self._warn_once(
-                "calls",
-                f"controller.step() was called {calls} times but the optimizer stepped only "
-                f"{calls - misses} times; call controller.step() once per optimizer.step() (under gradient "
-                "accumulation: after the optimizer step, not after every micro-batch)",
-            )
-
-    def _check_horizon(self) -> None:
-        if self.total_steps is not None and self.t > self.total_steps:
-            self._warn_once(
-                "horizon",
-                f"step {self.t} is past total_steps={self.total_steps}; pass the number of optimizer steps "
-                "as total_steps (epochs × batches per epoch ÷ accumulation), or call controller.step() only "
-                "once per optimizer step",
-            )
-
-    def _check_evaluated(self) -> None:
-        limit = self.warn_unevaluated_after
-        if limit is None or self.t < limit:
-            return
-        for f in self.factors:
-            if f.kind == "reactive" and getattr(f, "evaluations", 1) == 0:
-                monitor = f.config.get("monitor", "val_loss")
-                fix = (
-                    "pass the loss to controller.step(loss)"
-                    if monitor == "loss" and f.config.get("every")
-                    else f"call controller.report({monitor}=…) after each evaluation"
-                )
-                self._warn_once(
-                    "unevaluated",
-                    f"{f.name}(monitor={monitor!r}) has seen no evaluation in {self.t} steps, so it never acts; "
-                    f"{fix} (in Lightning add lrcontrol.integrations.lightning.LRControlCallback, in the Hugging "
-                    "Face Trainer lrcontrol.integrations.hf.LRControlTrainerCallback)",
-                )
 
     def report(self, metrics: dict[str, float] | None = None, /, **kwargs: float) -> None:
         """Report evaluation metrics (e.g. `report(val_loss=0.31, val_acc=0.9)`) to reactive rules."""
