@@ -136,12 +136,13 @@ def _task_row(axes: Sequence[Any], data: ReportData, task: str, panels: Sequence
     labels = {
         "loss": ("training loss", "training loss"),
         "metric": (f"{info['metric']} {_direction(info['higher_is_better'])}", f"validation {info['metric']}"),
-        "lr": ("learning rate", "LR per step (dashed: effective LR)"),
+        "lr": ("learning rate (dashed: effective)", "LR per step (dashed: effective LR)"),
     }
     for ax, panel in zip(axes, panels):
         ax.set_xlabel("step")
         ax.set_ylabel(labels[panel][0])
-        ax.set_title((f"{task_label(task)} · " if title else "") + labels[panel][1], loc="left")
+        # in a grid of tasks the panel names its task and the y label says what is drawn
+        ax.set_title(task_label(task) if title else labels[panel][1], loc="left")
         if panel == "lr":
             values = [v[np.isfinite(v)] for v in drawn[panel]]
             if values and all(np.all(v > 0) for v in values):
