@@ -237,3 +237,9 @@ def test_a_rule_watching_the_training_loss_receives_it(tmp_path):
     module = Module("sgd(lr=0.1) + bold_driver(monitor='loss', every=2)", total_steps=8)
     _trainer(tmp_path, 8, callbacks=[LRControlCallback()], limit_val_batches=0).fit(module)
     assert module.controller.factors[0].evaluations == 4  # one per window of 2 training losses
+
+
+def test_the_callback_warns_when_lightning_steps_the_controller_per_epoch(tmp_path):
+    module = Module("sgd(lr=0.1) + cosine()", total_steps=8, as_tuple=True)  # interval: Lightning's "epoch"
+    with pytest.warns(lrcontrol.LRControlWarning, match="'interval': 'step'"):
+        _trainer(tmp_path, 8, callbacks=[LRControlCallback()], limit_val_batches=0).fit(module)

@@ -24,11 +24,13 @@ does so for torch's ReduceLROnPlateau), and knows nothing of Schedule-Free's two
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 
+from lrcontrol.control.accounting import LRControlWarning
 from lrcontrol.control.base import LRController
 from lrcontrol.integrations.logging import log_controller
 from lrcontrol.optim.modes import eval_mode, is_train_mode, set_train_mode
@@ -64,6 +66,19 @@ class LRControlCallback(pl.Callback):
         self._modes: list[bool | None] = []
 
     # -- training --------------------------------------------------------------------------------
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Lightning's default interval is the epoch: a controller whose horizons are in optimizer steps
+        # would then move once per epoch, silently.
+        for config in trainer.lr_scheduler_configs:
+            if isinstance(config.scheduler, LRController) and config.interval != "step":
+                warnings.warn(
+                    f"the lrcontrol controller is stepped once per {config.interval} (Lightning's default), but its "
+                    "steps are optimizer steps; return {'optimizer': optimizer, 'lr_scheduler': {'scheduler': "
+                    "controller, 'interval': 'step'}} from configure_optimizers",
+                    LRControlWarning,
+                    stacklevel=2,
+                )
+
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, idx: int) -> None:
         # After a checkpoint saved at x (or loaded from one), training steps need train mode again.
         for opt in trainer.optimizers:
