@@ -12,7 +12,7 @@ transformers = pytest.importorskip("transformers")
 
 import lrcontrol  # noqa: E402
 from lrcontrol.integrations.hf import LRControlTrainerCallback  # noqa: E402
-from lrcontrol.optim.modes import eval_mode  # noqa: E402
+from lrcontrol.optim.modes import eval_mode, is_train_mode  # noqa: E402
 
 VOCAB, LENGTH = 32, 12
 
@@ -134,6 +134,11 @@ def test_schedule_free_checkpoints_hold_x(tmp_path):
     name = "transformer.h.0.mlp.c_fc.weight"
     assert torch.allclose(saved.state_dict()[name], at_x[name], atol=1e-7)
     assert not torch.allclose(at_x[name], at_y[name], atol=1e-5)
+    # The Trainer evaluates at x too: it switches the optimizer to eval mode itself, so during (and after)
+    # evaluate() the model holds x.
+    trainer.evaluate()
+    assert is_train_mode(optimizer) is False
+    assert torch.allclose(model.state_dict()[name], at_x[name], atol=1e-7)
 
 
 def test_resume_from_a_checkpoint_continues_the_lr_exactly(tmp_path):
