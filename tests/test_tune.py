@@ -190,3 +190,11 @@ def test_the_python_example_in_the_tuning_docs_runs():
     namespace: dict = {}
     exec(compile(code, "docs/tuning.md", "exec"), namespace)
     assert namespace["result"].cost == 8.0  # random search: 8 trials at the full budget
+
+
+def test_trials_asked_in_batches_give_the_same_result_on_worker_processes_as_inline(tmp_path):
+    inline = _tune(tmp_path / "a.db", "hyperband", trials=6, batch=3)
+    parallel = _tune(tmp_path / "b.db", "hyperband", trials=6, batch=3, workers=2)
+    assert [t["spec"] for t in inline.trials] == [t["spec"] for t in parallel.trials]
+    assert inline.incumbent == parallel.incumbent and inline.cost_steps == parallel.cost_steps
+    assert inline.method.endswith(parallel.method[-20:]) and "batch=3" in inline.method
