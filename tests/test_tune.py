@@ -16,12 +16,15 @@ from lrcontrol.bench.engine import run
 from lrcontrol.bench.store import Store
 from lrcontrol.tasks import get_task
 from lrcontrol.tune import STRATEGIES, parse_space, tune
+from lrcontrol.tune.strategies import MULTI_FIDELITY
 
 TASK = "iris-logreg"
 SPACE = "adam(lr=loguniform(1e-4, 1)) + cosine(min_scale=uniform(0, 0.5))"
 
 
 def _tune(store: Path, strategy: str = "smac-mf", trials: int = 8, **kwargs):
+    if strategy in MULTI_FIDELITY:
+        kwargs.setdefault("min_budget", 3)  # fidelities 3, 10, 30 steps: few trials reach every one
     return tune(TASK, SPACE, strategy=strategy, trials=trials, seed=3, size="smoke", store=store, **kwargs)
 
 
@@ -81,7 +84,7 @@ def test_a_stored_run_is_reused_not_repeated(tmp_path):
 
 def _cli_tune(store: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "lrcontrol", "tune", TASK, SPACE, "--trials", "10", "--size", "smoke"]
-    command += ["--seed", "3", "--store", str(store), "--checkpoint-seconds", "0", "--json"]
+    command += ["--seed", "3", "--min-budget", "3", "--store", str(store), "--checkpoint-seconds", "0", "--json"]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -128,7 +131,7 @@ def test_tuned_methods_appear_in_the_summary_with_their_cost(tmp_path):
     rows = {r["method"]: r for r in json.loads(out.output)["per_method"]}
     assert rows[result.method]["cost_per_run"] == pytest.approx(result.cost)
     assert rows["adam() + cosine()"]["cost_per_run"] == 1.0
-    assert result.method.startswith("tune:smac-mf(trials=8, eta=3) adam(lr=loguniform(0.0001, 1))")
+    assert result.method.startswith("tune:smac-mf(trials=8, eta=3, min_budget=3) adam(lr=loguniform(0.0001, 1))")
 
 
 def test_the_lr_finder_prior_counts_its_probe_steps_and_centres_the_first_configuration(tmp_path):

@@ -342,7 +342,6 @@ def _tune_entry(entry: dict[str, Any], where: str) -> Any:
 
 def _check_methods_at_budgets(groups: list[Group]) -> None:
     """Build each method's controller at each budget on a dummy parameter: horizon errors surface now."""
-    import math
 
     import torch
 
@@ -355,7 +354,7 @@ def _check_methods_at_budgets(groups: list[Group]) -> None:
     for group in groups:
         for settings in group.tuned:
             for name, _, budget in group.tasks:
-                low = settings.min_budget or max(1, math.ceil(budget / 27))
+                low = settings.min_budget or max(1, budget // 27)
                 if settings.strategy in MULTI_FIDELITY and low * settings.eta > budget:
                     raise LRControlError(
                         f"{group.source}: tuned method {settings.name!r} on {name}: min_budget {low} × eta "

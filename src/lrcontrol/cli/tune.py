@@ -22,7 +22,9 @@ def tune_cmd(
     seed: int = typer.Option(0, "--seed", help="seed of the tuner and of every run"),
     size: str = typer.Option("default", "--size", help="task size: smoke or default"),
     budget: int = typer.Option(None, "--budget", help="full budget in steps (default: the task's)"),
-    min_budget: int = typer.Option(None, "--min-budget", help="lowest fidelity in steps (default: budget / 27)"),
+    min_budget: int = typer.Option(
+        None, "--min-budget", help="lowest fidelity in steps (default: ⌊budget / 27⌋: four fidelities at η = 3)"
+    ),
     eta: int = typer.Option(3, "--eta", help="Hyperband's η"),
     objective: str = typer.Option("val", "--objective", help="val (validation metric) or train_loss"),
     prior: str = typer.Option(None, "--prior", help="lr-finder: an LR prior from the LR range test (πBO)"),

@@ -87,7 +87,7 @@ def tune(
 
     strategy: smac-mf | smac-bo | random | hyperband | sh (see lrcontrol.tune.strategies). budget: the
     full budget (default: the task's); min_budget: the lowest fidelity of a multi-fidelity strategy
-    (default: budget / 27, at least 1). objective: "val" (the task's validation metric at the end) or
+    (default: ⌊budget / 27⌋, at least 1: with η = 3, SMAC3 then races on four fidelities). objective: "val" (the task's validation metric at the end) or
     "train_loss" (the final training loss: the training split's if the task records it, else the mean
     of the last recorded mini-batch losses). prior: "lr-finder" puts a log-normal prior (1 decade) on
     the LR around the LR range test's suggestion. batch: trials asked and trained at once (the result
@@ -107,7 +107,7 @@ def tune(
     horizon = the_task.budget if budget is None else budget
     if not _is_int(horizon) or horizon < 1:
         raise LRControlError(f"budget must be a whole number of steps ≥ 1, got {budget!r}")
-    low = settings.min_budget if settings.min_budget is not None else max(1, math.ceil(horizon / 27))
+    low = settings.min_budget if settings.min_budget is not None else max(1, horizon // 27)
     if settings.strategy in MULTI_FIDELITY and not low * settings.eta <= horizon:
         raise LRControlError(
             f"min_budget {low} × eta {settings.eta} exceeds the budget {horizon}: there is no second fidelity; "
