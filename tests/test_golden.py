@@ -83,3 +83,9 @@ def test_the_summary_of_the_golden_store_is_the_golden_summary(tmp_path):
     store_from_export(GOLDEN / "smoke-export.csv.gz", store)
     summary = json.loads(lrcontrol("summary", str(store), "--json"))
     assert summary == json.loads((GOLDEN / "smoke-summary.json").read_text())
+
+
+def test_no_module_of_the_benchmark_is_over_400_lines():
+    bench = Path(__file__).resolve().parents[1] / "src" / "lrcontrol" / "bench"
+    long = {p.name: n for p in bench.glob("*.py") if (n := len(p.read_text().splitlines())) > 400}
+    assert not long, f"split these modules (the house keeps them under 400 lines): {long}"

@@ -18,8 +18,9 @@ from lrcontrol.bench.engine import Trajectory, run
 from lrcontrol.bench.executor import Executor, ExecutorBroken, as_completed, wait
 from lrcontrol.bench.local_executor import LocalExecutor
 from lrcontrol.bench.record import RunRecord
+from lrcontrol.bench.run_spec import RunSpec
 from lrcontrol.bench.store import Store, run_key
-from lrcontrol.bench.sweep import RunSpec, Sweep, expand, load_sweep
+from lrcontrol.bench.sweep import Sweep, expand, load_sweep
 
 __all__ = [
     "DaskExecutor",

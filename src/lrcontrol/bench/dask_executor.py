@@ -22,7 +22,7 @@ from lrcontrol.errors import LRControlError
 
 if TYPE_CHECKING:
     from lrcontrol.bench.engine import Trajectory
-    from lrcontrol.bench.sweep import RunSpec
+    from lrcontrol.bench.run_spec import RunSpec
 
 #: how many times Dask reruns a run whose worker died
 DASK_RETRIES = 2

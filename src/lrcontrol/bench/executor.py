@@ -42,7 +42,7 @@ from lrcontrol.errors import LRControlError
 
 if TYPE_CHECKING:
     from lrcontrol.bench.engine import Trajectory
-    from lrcontrol.bench.sweep import RunSpec
+    from lrcontrol.bench.run_spec import RunSpec
 
 __all__ = [
     "FIRST_COMPLETED",

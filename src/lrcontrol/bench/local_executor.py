@@ -27,7 +27,7 @@ from lrcontrol.errors import LRControlError
 
 if TYPE_CHECKING:
     from lrcontrol.bench.engine import Trajectory
-    from lrcontrol.bench.sweep import RunSpec
+    from lrcontrol.bench.run_spec import RunSpec
 
 #: how many times the local executor replaces dead workers before giving up
 MAX_POOL_RESTARTS = 3

@@ -15,7 +15,8 @@
 grids, seeds, budgets (each method is built at each budget so horizon errors surface now), and that
 each task's data is there — and raises LRControlError with one line naming the file, the entry and
 the fix. `expand` gives the runs; duplicates (an included suite overlapping) are dropped by key.
-Executing them is `lrcontrol.bench.sweep_runner`'s job, on an executor (`lrcontrol.bench.executor`).
+Each run is a `RunSpec` (`lrcontrol.bench.run_spec`). Executing them is `lrcontrol.bench.sweep_runner`'s
+job, on an executor (`lrcontrol.bench.executor`).
 """
 
 from __future__ import annotations
@@ -25,74 +26,15 @@ import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from lrcontrol.bench.run_spec import RunSpec, check_budget, is_whole_number
 from lrcontrol.errors import LRControlError
 
-if TYPE_CHECKING:
-    from lrcontrol.bench.record import RunRecord
-
-#: the longest budget a sweep may ask for; anything above is a typo, not a benchmark
-MAX_BUDGET = 10_000_000
 TOP_KEYS = ("name", "description", "size", "seeds", "lrs", "budget", "include", "tasks", "methods")
 TASK_KEYS = ("name", "budget", "size")
 METHOD_KEYS = ("spec", "lrs")
 TUNE_KEYS = ("tune", "strategy", "trials", "objective", "prior", "min_budget", "eta", "batch")
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """One run: everything a worker needs, as plain picklable data (what an executor's `submit` takes).
-
-    Build one with `RunSpec.create`, which checks the task and the spec and computes the key."""
-
-    task: str
-    size: str
-    spec: str  # canonical, LR included
-    seed: int
-    budget: int
-    key: str
-    sweep: str = ""
-    horizon: int | None = None  # the steps the controller plans for (None: the budget)
-    # the key of a shorter run of the same task, spec, seed and horizon whose checkpoint this run starts
-    # from (a multi-fidelity tuner extends it); the result is the same either way, only cheaper
-    resume_from: str | None = None
-
-    @classmethod
-    def create(
-        cls,
-        task: str,
-        spec: str,
-        seed: int,
-        budget: int | None = None,
-        *,
-        size: str = "default",
-        horizon: int | None = None,
-        sweep: str = "",
-        resume_from: str | None = None,
-    ) -> RunSpec:
-        """The run of `spec` on the task named `task` (at `size`) from `seed`, for `budget` steps (default:
-        the task's). The spec is canonicalised; the key is the store's `run_key`."""
-        from lrcontrol.bench.store import run_key
-        from lrcontrol.spec import parse
-        from lrcontrol.tasks import get_task
-
-        if not _is_int(seed) or seed < 0:
-            raise LRControlError(f"seed must be a whole number ≥ 0, got {seed!r}")
-        the_task = get_task(task, size)
-        canonical = str(parse(spec))
-        budget = the_task.budget if budget is None else _check_budget(budget, f"run {task} {canonical}")
-        if horizon is not None and (not _is_int(horizon) or horizon < budget):
-            raise LRControlError(f"horizon must be a whole number of steps ≥ the budget ({budget}), got {horizon!r}")
-        key = run_key(the_task.key, canonical, seed, budget, horizon)
-        return cls(the_task.name, size, canonical, seed, budget, key, sweep, horizon, resume_from)
-
-    def record(self, trajectory: Any) -> RunRecord:
-        """The run record of this run's finished `Trajectory` (what an executor's future holds), scored once."""
-        from lrcontrol.bench.record import RunRecord
-        from lrcontrol.tasks import get_task
-
-        return RunRecord.from_run(get_task(self.task, self.size), trajectory, sweep=self.sweep)
 
 
 @dataclass(frozen=True)
@@ -146,18 +88,6 @@ def _close(word: str, choices: Any) -> str:
     return f" (did you mean {hint[0]!r}?)" if hint else ""
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _check_budget(value: Any, where: str) -> int:
-    if not _is_int(value) or value < 1:
-        raise LRControlError(f"{where}: budget must be a positive whole number of steps, got {value!r}")
-    if value > MAX_BUDGET:
-        raise LRControlError(f"{where}: budget {value} is over the limit of {MAX_BUDGET} steps; is it a typo?")
-    return value
-
-
 def _check_lrs(value: Any, where: str) -> tuple[float, ...]:
     if not isinstance(value, list) or not value:
         raise LRControlError(f"{where}: lrs must be a non-empty list of positive numbers, e.g. lrs = [0.01, 0.1]")
@@ -172,11 +102,11 @@ def _check_lrs(value: Any, where: str) -> tuple[float, ...]:
 
 
 def _check_seeds(value: Any, where: str) -> tuple[int, ...]:
-    if _is_int(value):
+    if is_whole_number(value):
         if value < 1:
             raise LRControlError(f"{where}: seeds = {value}; give a count ≥ 1 or a list like [0, 1, 2]")
         return tuple(range(value))
-    if not isinstance(value, list) or not value or not all(_is_int(s) and s >= 0 for s in value):
+    if not isinstance(value, list) or not value or not all(is_whole_number(s) and s >= 0 for s in value):
         raise LRControlError(f"{where}: seeds must be a count or a non-empty list of integers ≥ 0, got {value!r}")
     if len(set(value)) != len(value):
         raise LRControlError(f"{where}: seeds lists a seed twice ({value})")
@@ -251,9 +181,9 @@ def _load(
         raise LRControlError(f"{where}: unknown size {size!r}{_close(size, SIZES)}; choose one of {', '.join(SIZES)}")
     default_budget = data.get("budget")
     if default_budget is not None:
-        _check_budget(default_budget, where)
+        check_budget(default_budget, where)
     if budget_override is not None:
-        default_budget = _check_budget(budget_override, "--budget")
+        default_budget = check_budget(budget_override, "--budget")
     seeds = _check_seeds(data.get("seeds", 1), where)
     grid = _check_lrs(data["lrs"], where) if "lrs" in data else None
 
@@ -288,7 +218,7 @@ def _task_entry(
     except LRControlError as exc:
         raise LRControlError(f"{where}: {exc}") from None
     budget = entry.get("budget", default_budget) if budget_override is None else budget_override
-    budget = task.budget if budget is None else _check_budget(budget, f"{where}: task {task.name!r}")
+    budget = task.budget if budget is None else check_budget(budget, f"{where}: task {task.name!r}")
     return task.name, task_size, budget
 
 

@@ -27,8 +27,8 @@ from typing import Any
 
 from lrcontrol.bench.engine import Trajectory
 from lrcontrol.bench.executor import Executor, ExecutorBroken, as_completed, checkpoint_path, describe_error
+from lrcontrol.bench.run_spec import RunSpec
 from lrcontrol.bench.store import Store
-from lrcontrol.bench.sweep import RunSpec
 
 
 class Interrupted(Exception):
