@@ -89,7 +89,8 @@ class IncreaseBatch(Factor):
     kind = "schedule"
     params = (Param("max_factor", 16, "largest batch multiplier; past it the LR decays", type="int", low=1, high=1024),)
     example = "increase_batch(max_factor=4)"
-    examples = ("increase_batch()",)
+    # with a decaying schedule before it, so that the batch really grows in the conformance runs
+    examples = ("increase_batch()", "step(every=5, gamma=0.5) + increase_batch(max_factor=4)")
     transient = ("_peaks",)  # a cache of a pure function of t
 
     def attach(self, ctx: Context) -> None:
