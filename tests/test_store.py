@@ -113,7 +113,7 @@ def test_export_to_parquet_and_csv_round_trips(tmp_path, finished):
 def test_a_file_that_is_not_a_store_is_a_clear_error(tmp_path):
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(LRControlError, match="not a readable lrcontrol store"):
+    with pytest.raises(LRControlError, match="not an lrcontrol store"):
         Store(junk)
     with pytest.raises(LRControlError, match="no store at"):
         Store(tmp_path / "missing.db", create=False)

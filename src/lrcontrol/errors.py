@@ -16,3 +16,11 @@ class SpecError(LRControlError):
 
 class HorizonError(LRControlError):
     """A horizon (a number of steps or a fraction of the run) that cannot be resolved."""
+
+
+class LROutOfRangeError(LRControlError):
+    """The controllers drove the LR to 0 (underflow), to infinity or past what torch can apply.
+
+    Not a bug: an extreme spec (sgd(lr=0.01) + step(every=1, gamma=0.5) for a thousand steps) does
+    this. The benchmark engine records the run as diverged with this message as the reason.
+    """

@@ -64,6 +64,7 @@ import numpy as np
 import torch
 
 from lrcontrol.errors import LRControlError
+from lrcontrol.limits import MAX_FINDER_STEPS, MAX_LR, MIN_LR
 
 __all__ = ["LRFinderResult", "analyse_curve", "find_lr"]
 
@@ -364,10 +365,12 @@ def check_settings(lr_min: float, lr_max: float, steps: int, smoothing: float, d
     for name, value in (("lr_min", lr_min), ("lr_max", lr_max)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
             raise LRControlError(f"find_lr: {name} must be a positive, finite number, got {value!r}")
+        if not MIN_LR <= value <= MAX_LR:
+            raise LRControlError(f"find_lr: {name} must be in [{MIN_LR:g}, {MAX_LR:g}] (torch's range), got {value:g}")
     if lr_min >= lr_max:
         raise LRControlError(f"find_lr: lr_min ({lr_min:g}) must be below lr_max ({lr_max:g})")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 10:
-        raise LRControlError(f"find_lr: steps must be an integer of at least 10, got {steps!r}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 10 <= steps <= MAX_FINDER_STEPS:
+        raise LRControlError(f"find_lr: steps must be an integer in [10, {MAX_FINDER_STEPS}], got {steps!r}")
     if not (isinstance(smoothing, (int, float)) and 0.0 <= smoothing < 1.0):
         raise LRControlError(f"find_lr: smoothing must be in [0, 1), got {smoothing!r}")
     if not (isinstance(diverge, (int, float)) and math.isfinite(diverge) and diverge > 1.0):
@@ -416,6 +419,9 @@ def find_lr(
         group_scales = [float(g["lr"]) / first if first > 0 else 1.0 for g in groups]
     if len(group_scales) != len(groups):
         raise LRControlError(f"find_lr: got {len(group_scales)} group_scales for {len(groups)} param groups")
+    for scale in group_scales:  # 0 freezes a group, a negative scale climbs the loss: neither is a range test
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (math.isfinite(scale) and scale > 0):
+            raise LRControlError(f"find_lr: every group scale must be a positive, finite number, got {scale!r}")
     source = _batch_source(batches)
 
     snapshot = _Snapshot(model, optimizer)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lrcontrol.errors import SpecError
+from lrcontrol.limits import MAX_HORIZON
 
 REQUIRED: Any = type("Required", (), {"__repr__": lambda self: "REQUIRED"})()
 
@@ -150,11 +151,16 @@ class Param:
             raise SpecError(f"{where}: {self.name} must be {self._expected()}, got {value!r}")
         if kind == "int":
             if isinstance(value, float):
-                if not value.is_integer():
+                if not math.isfinite(value) or not value.is_integer():
                     raise SpecError(f"{where}: {self.name} must be an integer, got {value!r}")
                 value = int(value)
+            if abs(value) > MAX_HORIZON:
+                raise SpecError(f"{where}: {self.name}={_digits(value)} is out of range; the limit is ±2**53")
         else:
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:  # an int literal with hundreds of digits
+                raise SpecError(f"{where}: {self.name} must be finite, got {_digits(value)}") from None
         if isinstance(value, float) and not math.isfinite(value):
             raise SpecError(f"{where}: {self.name} must be finite, got {value!r}")
         self._check_bounds(value, where)
@@ -170,6 +176,8 @@ class Param:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise SpecError(f"{where}: {self.name} must be {self._expected()}, got {value!r}")
         if isinstance(value, int):
+            if value > MAX_HORIZON:
+                raise SpecError(f"{where}: {self.name}={_digits(value)} steps is over the limit of 2**53 steps")
             if value < (1 if self.low is None else int(self.low)):
                 raise SpecError(
                     f"{where}: {self.name}={value} steps must be at least {1 if self.low is None else int(self.low)}"
@@ -185,6 +193,12 @@ class Param:
 
 def _fmt(x: float) -> str:
     return f"{x:g}"
+
+
+def _digits(value: int) -> str:
+    """An int for a message: a 400-digit literal is shortened to its size."""
+    text = str(value)
+    return text if len(text) <= 24 else f"{text[:6]}…({len(text)} digits)"
 
 
 def _closest(name: str, names: Any) -> str:

@@ -201,6 +201,15 @@ def parse(text: str | Spec) -> Spec:
                 f"{term.name}() is an optimizer and must come first (found at position {i + 1} of {stripped!r}); "
                 "a spec has at most one optimizer"
             )
+    seen: set[str] = set()
+    for term in terms:
+        if term.name in seen:
+            # the factors multiply, so cosine() + cosine() is cosine squared: never what was meant
+            raise SpecError(
+                f"{term.name}() appears twice in {stripped!r}; name each method once "
+                "(the terms multiply: a second copy applies it twice)"
+            )
+        seen.add(term.name)
     return Spec(tuple(terms))
 
 

@@ -40,7 +40,7 @@ import torch
 
 import lrcontrol
 from lrcontrol.control.batch import batch_multiplier, batches_consumed, resolve_batch_size
-from lrcontrol.errors import LRControlError
+from lrcontrol.errors import LRControlError, LROutOfRangeError
 from lrcontrol.optim.modes import eval_mode, has_modes
 
 #: most training-loss points a trajectory keeps; longer runs record every 2^k-th step
@@ -154,11 +154,40 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+#: what a checkpoint must hold (everything else it may hold is ignored)
+CHECKPOINT_KEYS = ("task", "spec", "seed", "steps", "model", "optimizer", "controller", "rng", "trajectory")
+
+
+class BadCheckpointError(LRControlError):
+    """A checkpoint file that is corrupt, not lrcontrol's, or another run's."""
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any] | None:
+    """Read a checkpoint without running code: `weights_only=True` unpickles only tensors, containers
+    and plain values (a pickle whose `__reduce__` calls a function is refused, not run)."""
     path = Path(path)
     if not path.exists():
         return None
-    return torch.load(path, map_location="cpu", weights_only=False)
+    if not path.is_file():
+        raise BadCheckpointError(f"checkpoint {path} is not a regular file; give a file path, e.g. runs/sphere.pt")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, … for a bad file
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise BadCheckpointError(f"checkpoint {path} is not a readable lrcontrol checkpoint ({first})") from None
+    if not isinstance(state, dict) or any(k not in state for k in CHECKPOINT_KEYS):
+        raise BadCheckpointError(f"checkpoint {path} is not an lrcontrol checkpoint (it lacks the run's state)")
+    return state
+
+
+def set_aside(path: Path, reason: str) -> Path:
+    """Rename a bad checkpoint to `<name>.rejected` (kept for inspection) and say so on stderr."""
+    import sys
+
+    target = path.with_name(path.name + ".rejected")
+    os.replace(path, target)
+    sys.stderr.write(f"warning: {reason}; moved it to {target} and started the run over\n")
+    return target
 
 
 def fault_point(name: str) -> None:
@@ -188,6 +217,7 @@ def run(
     horizon: int | None = None,
     checkpoint: str | Path | None = None,
     checkpoint_seconds: float = 30.0,
+    bad_checkpoint: str = "raise",
 ) -> Trajectory:
     """Train `task` with the method `spec` for `budget` steps (default: the task's) from `seed`.
 
@@ -195,7 +225,30 @@ def run(
     checkpoint: a file to resume from if it exists and to save to — at evaluations at most every
     `checkpoint_seconds` (0: at every evaluation) and at the end, so a finished run can be extended
     by calling `run` again with a larger budget and the same checkpoint.
+    bad_checkpoint: what to do with a checkpoint that is corrupt, foreign or another run's: "raise"
+    (BadCheckpointError; a file the user named) or "set_aside" (rename it to `<name>.rejected`, warn,
+    and start over; the sweep's own checkpoints).
     """
+    if bad_checkpoint not in ("raise", "set_aside"):
+        raise LRControlError(f"bad_checkpoint must be 'raise' or 'set_aside', got {bad_checkpoint!r}")
+    try:
+        return _run(task, spec, seed, budget, horizon, checkpoint, checkpoint_seconds)
+    except BadCheckpointError as exc:
+        if bad_checkpoint == "raise" or checkpoint is None or not Path(checkpoint).is_file():
+            raise
+        set_aside(Path(checkpoint), str(exc))
+        return _run(task, spec, seed, budget, horizon, checkpoint, checkpoint_seconds)
+
+
+def _run(
+    task: Any,
+    spec: str,
+    seed: int,
+    budget: int | None,
+    horizon: int | None,
+    checkpoint: str | Path | None,
+    checkpoint_seconds: float,
+) -> Trajectory:
     budget = task.budget if budget is None else budget
     horizon = budget if horizon is None else horizon
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
@@ -213,7 +266,12 @@ def run(
     # The model itself (not .parameters()): discriminative() needs the parameters' names; and the task's
     # batch size written into batch_scale(), so the stored spec says what its LR was scaled to.
     spec = resolve_batch_size(lrcontrol.parse(spec), task.batch_size)
-    optimizer, controller = lrcontrol.build(model, spec, total_steps=horizon, resources=resources)
+    try:
+        optimizer, controller = lrcontrol.build(model, spec, total_steps=horizon, resources=resources)
+    except LROutOfRangeError as exc:  # the very first LR is out of torch's range: diverged before step 1
+        trajectory = Trajectory(task.key, str(spec), seed, budget, horizon, stride=stride_for(budget))
+        trajectory.diverged, trajectory.diverged_step, trajectory.diverged_reason = True, 0, str(exc)
+        return trajectory
     # The clock starts after building: a process's first optimizer imports torch._dynamo (seconds),
     # which is not the method's cost.
     started = time.perf_counter()
@@ -223,14 +281,22 @@ def run(
     saved = load_checkpoint(checkpoint) if checkpoint is not None else None
     if saved is not None:
         if (saved["task"], saved["spec"], saved["seed"]) != (task.key, controller.spec, seed):
-            raise LRControlError(f"checkpoint {checkpoint} belongs to another run ({saved['task']}, {saved['spec']})")
-        if saved["steps"] > budget:
-            raise LRControlError(f"checkpoint {checkpoint} is {saved['steps']} steps in, past the budget {budget}")
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        controller.load_state_dict(saved["controller"])
-        torch.set_rng_state(saved["rng"])
-        previous = Trajectory.from_dict(saved["trajectory"])
+            raise BadCheckpointError(
+                f"checkpoint {checkpoint} belongs to another run ({saved['task']!s:.80}, {saved['spec']!s:.200})"
+            )
+        if not isinstance(saved["steps"], int) or saved["steps"] > budget:
+            raise BadCheckpointError(
+                f"checkpoint {checkpoint} is {saved['steps']!s:.20} steps in, past the budget {budget}"
+            )
+        try:
+            model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            controller.load_state_dict(saved["controller"])
+            torch.set_rng_state(saved["rng"])
+            previous = Trajectory.from_dict(saved["trajectory"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise BadCheckpointError(f"checkpoint {checkpoint} does not fit this run ({first})") from None
         if previous.diverged or (previous.steps == budget and previous.budget == budget):
             return previous
         # Evaluations added only because the old budget ended there are not part of a longer run.
@@ -271,14 +337,15 @@ def run(
                 part.backward()
             losses[-1].backward()
             loss = torch.stack([part.detach() for part in losses]).sum()
-        optimizer.step()
+        lr_error = _step_optimizer(optimizer)
         record = (t + 1) % trajectory.stride == 0 or t + 1 == budget
         if record:
             # what this step used (a finder sets it in a hook), read before the controller moves the LR
             # for the next step; the effective LR (LR × an LR-free optimizer's estimate) at the same moment
             lrs = [float(group["lr"]) for group in optimizer.param_groups]
             effective_lrs = controller.effective_lrs()
-        controller.step(loss)
+        if lr_error is None:
+            lr_error = _guarded(controller.step, loss)
         value = float(loss.detach())
         trajectory.steps = t + 1
         if trajectory.initial_loss is None:
@@ -288,7 +355,7 @@ def run(
             trajectory.train_loss.append(value)
             trajectory.lrs.append(lrs)
             trajectory.effective_lrs.append(effective_lrs)
-        reason = _divergence(value, trajectory.initial_loss)
+        reason = lr_error or _divergence(value, trajectory.initial_loss)
         evaluate_now = (t + 1) % task.eval_every == 0
         if reason is None and (evaluate_now or t + 1 == budget) and not _finite_params(model):
             reason = "non-finite parameters"
@@ -301,7 +368,7 @@ def run(
             elif evaluate_now:
                 # Only regular evaluations reach the controller: the extra one at the end of a budget
                 # must not change what a longer run would have done.
-                controller.report(**{f"val_{k}": v for k, v in metrics.items()})
+                reason = _guarded(controller.report, {f"val_{k}": v for k, v in metrics.items()})
         if reason is not None:
             trajectory.diverged, trajectory.diverged_step, trajectory.diverged_reason = True, t + 1, reason
             break
@@ -324,6 +391,28 @@ def run(
         snapshot()
     controller.close()
     return trajectory
+
+
+def _step_optimizer(optimizer: torch.optim.Optimizer) -> str | None:
+    """optimizer.step(); an LR torch cannot convert to the parameters' dtype is a divergence, not a crash."""
+    try:
+        optimizer.step()
+    except LROutOfRangeError as exc:  # a controller's hook (an LR finder) moved the LR out of range
+        return str(exc)
+    except RuntimeError as exc:
+        if "without overflow" not in str(exc):
+            raise
+        return f"the LR overflowed in the optimizer step ({exc})"
+    return None
+
+
+def _guarded(call: Any, argument: Any) -> str | None:
+    """Call the controller; an LR driven to 0 or past torch's range ends the run as diverged (the reason)."""
+    try:
+        call(argument)
+    except LROutOfRangeError as exc:
+        return str(exc)
+    return None
 
 
 def _divergence(loss: float, initial: float | None) -> str | None:

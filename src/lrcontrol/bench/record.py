@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import Any
 
+from lrcontrol import jsontext
 from lrcontrol.bench.curves import best_value, run_metrics
 
 
@@ -122,7 +123,7 @@ class RunRecord(Mapping):
         """The record as the store's column values (booleans as 0/1, the trajectory as JSON)."""
         out = {name: getattr(self, name) for name in COLUMNS}
         out["diverged"], out["higher_is_better"] = int(self.diverged), int(self.higher_is_better)
-        out["trajectory"] = json.dumps(self.trajectory, allow_nan=True)
+        out["trajectory"] = jsontext.dumps(self.trajectory)  # strict JSON: json_extract reads every row
         return out
 
     @classmethod
@@ -131,7 +132,7 @@ class RunRecord(Mapping):
         values = {name: row.get(name) for name in COLUMNS}
         values["diverged"], values["higher_is_better"] = bool(row["diverged"]), bool(row["higher_is_better"])
         text = row.get("trajectory")
-        values["trajectory"] = json.loads(text) if isinstance(text, str) else text
+        values["trajectory"] = jsontext.loads(text) if isinstance(text, str) else text  # old stores: Infinity too
         return cls(**values)
 
     def trajectory_object(self) -> Any:

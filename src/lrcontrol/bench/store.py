@@ -25,10 +25,12 @@ run again skips what is already there, and recording the same run twice is a no-
 from __future__ import annotations
 
 import csv
+import os
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from lrcontrol.bench.engine import Trajectory, fault_point
 from lrcontrol.bench.record import COLUMNS, RunRecord, method_of, run_key
@@ -41,23 +43,101 @@ TABLES = ("runs", "trials")
 __all__ = ["COLUMNS", "SCHEMA_VERSION", "Store", "method_of", "run_key"]
 
 
-class Store:
-    """A results file. Opening creates it (and its schema) unless `create=False`."""
+#: PRAGMA application_id of an lrcontrol store ("LRCT"): another program's SQLite file is never ours
+APPLICATION_ID = 0x4C524354
+SQLITE_HEADER = b"SQLite format 3\x00"
 
-    def __init__(self, path: str | Path, create: bool = True) -> None:
+
+class Store:
+    """A results file. Opening creates it (and its schema) unless `create=False`.
+
+    `readonly=True` opens an existing store without ever writing to it (no schema, no WAL switch): what
+    `summary` and `export` use, and what works on a store the user may only read. Either way a file
+    that is not an lrcontrol store (another program's SQLite database, a newer schema) is refused
+    before anything is written to it.
+    """
+
+    def __init__(self, path: str | Path, create: bool = True, readonly: bool = False) -> None:
         self.path = Path(path)
-        if not create and not self.path.exists():
+        self.readonly = readonly
+        create = create and not readonly
+        if "\x00" in str(path):
+            raise LRControlError(f"store path {str(path)!r} contains a NUL byte; give a plain file path")
+        existed = self.path.exists()
+        if not create and not existed:
             raise LRControlError(f"no store at {self.path}; run a sweep first, e.g. lrcontrol sweep suites/smoke.toml")
-        if self.path.exists() and self.path.is_dir():
+        if existed and self.path.is_dir():
             raise LRControlError(f"{self.path} is a directory; give the path of a store file, e.g. results.db")
+        if existed:
+            check_store_file(self.path)
+        self._sides = [self.path.with_name(self.path.name + s) for s in ("-wal", "-shm", "-journal")]
+        for side in self._sides:  # SQLite's side files: a directory there fails mid-open
+            if side.exists() and not side.is_file():
+                raise LRControlError(f"{side} is not a regular file, so SQLite cannot use {self.path}; remove {side}")
+        self._new_sides = [side for side in self._sides if not side.exists()]
         try:
-            self.connection = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            if readonly:
+                self.connection = _connect_readonly(self.path)
+            else:
+                self.connection = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
             self.connection.row_factory = sqlite3.Row
-            self.connection.execute("PRAGMA journal_mode=WAL")
-            self.connection.execute("PRAGMA synchronous=FULL")
-            self._create_schema()
+            self._check_own()
+            if not readonly:
+                self.connection.execute("PRAGMA journal_mode=WAL")
+                self.connection.execute("PRAGMA synchronous=FULL")
+                # CREATE … IF NOT EXISTS: a new store gets its schema, an older one the tables added since
+                self._create_schema()
         except sqlite3.DatabaseError as exc:
+            self._abandon(existed)
             raise LRControlError(f"{self.path} is not a readable lrcontrol store ({exc})") from None
+        except LRControlError:
+            self._abandon(existed)
+            raise
+
+    def _abandon(self, existed: bool) -> None:
+        """Close after a failed open; a file this call created (empty) is removed again."""
+        connection = getattr(self, "connection", None)
+        if connection is not None:
+            connection.close()
+        if not existed and self.path.is_file() and self.path.stat().st_size == 0:
+            self.path.unlink()
+        for side in self._new_sides:  # the WAL files SQLite made for this failed open (no one else uses it)
+            side.unlink(missing_ok=True)
+
+    def _check_own(self) -> bool:
+        """Refuse a database that is not an lrcontrol store (reads only); True if it is empty (new)."""
+        tables = {r[0] for r in self.connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        app_id = self.connection.execute("PRAGMA application_id").fetchone()[0]
+        if not tables and app_id == 0:
+            if self.readonly:
+                raise LRControlError(
+                    f"{self.path} is an empty SQLite file, not an lrcontrol store; run a sweep into it"
+                )
+            return True
+        ours = app_id == APPLICATION_ID or (app_id == 0 and {"runs", "meta"} <= tables)
+        row = None
+        if ours and {"runs", "meta"} <= tables:
+            row = self.connection.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
+        if row is None:
+            listed = ", ".join(sorted(tables)[:5]) or "none"
+            raise LRControlError(
+                f"{self.path} is an SQLite database of another program (tables: {listed}), not an lrcontrol "
+                "store; give a new file path for the store"
+            )
+        version = row[0]
+        if str(version) != str(SCHEMA_VERSION):
+            raise LRControlError(
+                f"{self.path} has store schema {version}, this lrcontrol reads {SCHEMA_VERSION}; "
+                "export it with the lrcontrol that wrote it"
+            )
+        columns = {r[1] for r in self.connection.execute("PRAGMA table_info(runs)")}
+        missing = [c for c in COLUMNS if c not in columns]
+        if missing:
+            raise LRControlError(
+                f"{self.path}: its runs table lacks the columns {', '.join(missing[:5])}; it was not written by "
+                "this lrcontrol (or was changed outside it); give a new file path for the store"
+            )
+        return False
 
     def _create_schema(self) -> None:
         columns = ",\n  ".join(f"{name} {decl}" for name, decl in COLUMNS.items())
@@ -67,12 +147,7 @@ class Store:
             self.connection.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT)")
             self.connection.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             self.connection.execute("CREATE INDEX IF NOT EXISTS runs_task_method ON runs (task, method)")
-        version = self.connection.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0]
-        if int(version) != SCHEMA_VERSION:
-            raise LRControlError(
-                f"{self.path} has store schema {version}, this lrcontrol reads {SCHEMA_VERSION}; "
-                "export it with the lrcontrol that wrote it"
-            )
+            self.connection.execute(f"PRAGMA application_id = {APPLICATION_ID}")
 
     def transaction(self) -> _Transaction:
         return _Transaction(self.connection)
@@ -129,27 +204,41 @@ class Store:
         columns = [c for c in COLUMNS if trajectories or c != "trajectory"]
         _check_table(table)
         sql = f"SELECT {', '.join(columns)} FROM {table}" + (f" WHERE {where}" if where else "") + " ORDER BY key"
-        return [RunRecord.from_row(row) for row in self.query(sql, parameters)]
+        rows = self.query(sql, parameters)
+        try:
+            return [RunRecord.from_row(row) for row in rows]
+        except (TypeError, ValueError) as exc:  # a row changed outside lrcontrol (a trajectory that is not JSON)
+            bad = next((r["key"] for r in rows if not _decodes(r)), "?")
+            raise LRControlError(
+                f"{self.path}: run {bad} cannot be read ({exc}); the store was changed outside lrcontrol: "
+                f"delete that row (DELETE FROM {table} WHERE key = '{bad}') to run it again"
+            ) from None
 
     def export(self, path: str | Path, format: str) -> int:
         """Write every run to Parquet or CSV (the trajectory as a JSON string column); returns the row count."""
+        if format not in ("csv", "parquet"):
+            raise LRControlError(f"unknown export format {format!r}; choose parquet or csv")
         rows = self.query(f"SELECT {', '.join(COLUMNS)} FROM runs ORDER BY key")
         path = Path(path)
-        if format == "csv":
-            with open(path, "w", newline="") as fh:
-                writer = csv.DictWriter(fh, fieldnames=list(COLUMNS))
-                writer.writeheader()
-                writer.writerows(rows)
-        elif format == "parquet":
-            import pyarrow as pa
-            import pyarrow.parquet as pq
+        # written next to the target and renamed over it: a full disk or a kill leaves the old file whole
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            if format == "csv":
+                with open(tmp, "w", newline="") as fh:
+                    writer = csv.DictWriter(fh, fieldnames=list(COLUMNS))
+                    writer.writeheader()
+                    writer.writerows(rows)
+            else:
+                import pyarrow as pa
+                import pyarrow.parquet as pq
 
-            types = {"TEXT": pa.string(), "REAL": pa.float64(), "INTEGER": pa.int64()}
-            schema = pa.schema([(name, types[decl.split()[0]]) for name, decl in COLUMNS.items()])
-            table = pa.Table.from_pylist(rows, schema=schema)
-            pq.write_table(table, path)
-        else:
-            raise LRControlError(f"unknown export format {format!r}; choose parquet or csv")
+                types = {"TEXT": pa.string(), "REAL": pa.float64(), "INTEGER": pa.int64()}
+                schema = pa.schema([(name, types[decl.split()[0]]) for name, decl in COLUMNS.items()])
+                table = pa.Table.from_pylist(rows, schema=schema)
+                pq.write_table(table, tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
         return len(rows)
 
     def integrity_ok(self) -> bool:
@@ -159,6 +248,42 @@ class Store:
 def _check_table(table: str) -> None:
     if table not in TABLES:
         raise LRControlError(f"unknown table {table!r}; choose one of {', '.join(TABLES)}")
+
+
+def check_store_file(path: Path) -> None:
+    """An existing store path must be a regular file starting with SQLite's header (or be empty)."""
+    if not path.is_file():
+        raise LRControlError(f"{path} is not a regular file; give the path of a store file, e.g. results/quick.db")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError as exc:
+        raise LRControlError(f"cannot read {path}: {exc.strerror}; check its permissions") from None
+    if head and head != SQLITE_HEADER:
+        raise LRControlError(f"{path} exists and is not an lrcontrol store (not an SQLite file); choose another path")
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    """Open without any right to write. A store in a folder we may not write to cannot get the WAL's
+    shared-memory file, so it is then opened as immutable (nothing can change it under us anyway)."""
+    uri = "file:" + quote(str(path.resolve()))
+    connection = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=60.0, isolation_level=None)
+    try:
+        connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return connection
+    except sqlite3.OperationalError:
+        connection.close()
+        if os.access(path.parent, os.W_OK):
+            raise
+    return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
+
+
+def _decodes(row: Any) -> bool:
+    try:
+        RunRecord.from_row(row)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 class _Transaction:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,10 @@ from typing import Any
 
 from lrcontrol.bench.run_spec import RunSpec, check_budget, is_whole_number
 from lrcontrol.errors import LRControlError
+from lrcontrol.limits import MAX_GRID, MAX_LR, MAX_RUNS, MAX_SEED, MAX_SEEDS, MAX_SWEEP_FILE_BYTES, MIN_LR
 
+#: sweep names become file names (results/<name>.db): one plain name, never a path
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
 TOP_KEYS = ("name", "description", "size", "seeds", "lrs", "budget", "include", "tasks", "methods")
 TASK_KEYS = ("name", "budget", "size")
 METHOD_KEYS = ("spec", "lrs")
@@ -91,10 +95,14 @@ def _close(word: str, choices: Any) -> str:
 def _check_lrs(value: Any, where: str) -> tuple[float, ...]:
     if not isinstance(value, list) or not value:
         raise LRControlError(f"{where}: lrs must be a non-empty list of positive numbers, e.g. lrs = [0.01, 0.1]")
+    if len(value) > MAX_GRID:
+        raise LRControlError(f"{where}: lrs has {len(value)} values; the limit is {MAX_GRID} per grid")
     out = []
     for lr in value:
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
             raise LRControlError(f"{where}: every lr must be a positive finite number, got {lr!r}")
+        if not MIN_LR <= lr <= MAX_LR:
+            raise LRControlError(f"{where}: lr {lr:g} is outside [{MIN_LR:g}, {MAX_LR:g}], where torch can apply it")
         out.append(float(lr))
     if len(set(out)) != len(out):
         raise LRControlError(f"{where}: lrs lists a value twice ({value}); each grid point once")
@@ -105,9 +113,18 @@ def _check_seeds(value: Any, where: str) -> tuple[int, ...]:
     if is_whole_number(value):
         if value < 1:
             raise LRControlError(f"{where}: seeds = {value}; give a count ≥ 1 or a list like [0, 1, 2]")
+        if value > MAX_SEEDS:
+            raise LRControlError(f"{where}: seeds = {value} is over the limit of {MAX_SEEDS} seeds; is it a typo?")
         return tuple(range(value))
     if not isinstance(value, list) or not value or not all(is_whole_number(s) and s >= 0 for s in value):
         raise LRControlError(f"{where}: seeds must be a count or a non-empty list of integers ≥ 0, got {value!r}")
+    if len(value) > MAX_SEEDS:
+        raise LRControlError(f"{where}: seeds lists {len(value)} seeds; the limit is {MAX_SEEDS}")
+    too_big = [s for s in value if s > MAX_SEED]
+    if too_big:
+        raise LRControlError(
+            f"{where}: seed {too_big[0]} is over 2**63 - 1 (the store keeps seeds as 64-bit integers); use a smaller seed"
+        )
     if len(set(value)) != len(value):
         raise LRControlError(f"{where}: seeds lists a seed twice ({value})")
     return tuple(value)
@@ -120,23 +137,37 @@ def _check_keys(table: dict[str, Any], allowed: tuple[str, ...], where: str) -> 
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    if "\x00" in str(path):
+        raise LRControlError(f"sweep file {str(path)!r} contains a NUL byte; give a plain file path")
     if not path.exists():
         raise LRControlError(f"sweep file {path} does not exist; e.g. lrcontrol sweep suites/smoke.toml")
     if path.is_dir():
         raise LRControlError(f"{path} is a directory; give a sweep file, e.g. suites/smoke.toml")
+    if not path.is_file():  # a FIFO would block, /dev/zero never ends
+        raise LRControlError(f"{path} is not a regular file (a device or a pipe?); give a sweep file")
+    if path.stat().st_size > MAX_SWEEP_FILE_BYTES:
+        raise LRControlError(f"{path} is {path.stat().st_size} bytes, over the {MAX_SWEEP_FILE_BYTES} of a sweep file")
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        # utf-8-sig: a byte-order mark, which some Windows editors write, is not part of the TOML
+        return tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except tomllib.TOMLDecodeError as exc:
         raise LRControlError(f"{path}: invalid TOML: {exc}") from None
     except UnicodeDecodeError:
         raise LRControlError(f"{path}: not a text file (TOML must be UTF-8)") from None
+    except OSError as exc:
+        raise LRControlError(f"cannot read {path}: {exc.strerror}") from None
 
 
 def load_sweep(path: str | Path, size: str | None = None, budget: int | None = None) -> Sweep:
     """Read and validate a sweep file (and its includes). `size`/`budget` override the files' own."""
     path = Path(path)
     groups: list[Group] = []
+    if "\x00" in str(path):
+        raise LRControlError(f"sweep file {str(path)!r} contains a NUL byte; give a plain file path")
     name = _load(path.resolve(), groups, stack=(), size_override=size, budget_override=budget)
+    total = sum(len(g.tasks) * sum(len(lrs) for _, lrs in g.methods) * len(g.seeds) for g in groups)
+    if total > MAX_RUNS:
+        raise LRControlError(f"{path.name}: {total} runs is over the limit of {MAX_RUNS} per sweep; split it")
     _check_methods_at_budgets(groups)
     _check_tasks_load(groups)
     return Sweep(name, str(path), tuple(groups))
@@ -154,6 +185,16 @@ def _load(
     name = data.get("name", path.stem)
     if not isinstance(name, str) or not name.strip():
         raise LRControlError(f"{where}: name must be a non-empty string, got {name!r}")
+    if not NAME_PATTERN.fullmatch(name):
+        # the name is the default store's file name (results/<name>.db): a path there would escape results/
+        origin = "" if "name" in data else " (taken from the file name; add a name = '…' line)"
+        raise LRControlError(
+            f"{where}: name {name!r}{origin} is not a plain name; use letters, digits, '.', '_', '+' and '-' "
+            "(at most 100, starting with a letter or digit), e.g. name = 'quick'"
+        )
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise LRControlError(f"{where}: description must be a string, got {description!r}")
 
     includes = data.get("include", [])
     if isinstance(includes, str):
@@ -161,6 +202,8 @@ def _load(
     if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
         raise LRControlError(f"{where}: include must be a list of sweep file paths, e.g. include = ['smoke.toml']")
     for inc in includes:
+        if "\x00" in inc or not inc.strip():
+            raise LRControlError(f"{where}: include {inc!r} is not a file path; e.g. include = ['smoke.toml']")
         target = (path.parent / inc).resolve()
         if not target.exists():
             raise LRControlError(f"{where}: included file {inc!r} does not exist (looked at {target})")
@@ -176,7 +219,7 @@ def _load(
             raise LRControlError(f"{where}: {key} must be a non-empty list, got {data.get(key)!r}")
     from lrcontrol.tasks import SIZES
 
-    size = size_override or data.get("size", "default")
+    size = size_override if size_override is not None else data.get("size", "default")
     if size not in SIZES:
         raise LRControlError(f"{where}: unknown size {size!r}{_close(size, SIZES)}; choose one of {', '.join(SIZES)}")
     default_budget = data.get("budget")

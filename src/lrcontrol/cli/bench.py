@@ -3,33 +3,62 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from lrcontrol.cli.common import app, console, err_console, fail, handles_errors, print_json
+from lrcontrol.bench.store import check_store_file
+from lrcontrol.cli.common import (
+    app,
+    check_new_file,
+    check_output,
+    check_text,
+    console,
+    err_console,
+    fail,
+    handles_errors,
+    markup,
+    print_json,
+    warn,
+)
 from lrcontrol.errors import LRControlError
+from lrcontrol.limits import MAX_BUDGET, MAX_HORIZON, MAX_SEED, cpus, max_threads, max_workers
 
 
 def _check_new_store_path(store: Path) -> None:
-    if store.exists() and store.is_dir():
-        fail(f"--store {store} is a directory; give a file path, e.g. results/quick.db")
+    """A store this command may create or add to: checked before any file or folder is made."""
+    check_new_file(store, "--store")
     if store.exists():
-        _check_is_store(store)
+        check_store_file(store)
 
 
-def _check_is_store(store: Path) -> None:
-    with open(store, "rb") as fh:
-        head = fh.read(16)
-    if head and head != b"SQLite format 3\x00":
-        fail(f"{store} exists and is not an lrcontrol store (not an SQLite file); choose another --store path")
-
-
-def _check_positive(value: int | None, name: str) -> None:
+def _check_positive(value: int | None, name: str, limit: int | None = None, why: str = "") -> None:
     if value is not None and value < 1:
         fail(f"{name} must be ≥ 1, got {value}")
+    if value is not None and limit is not None and value > limit:
+        fail(f"{name} {value} is over the limit of {limit}{why}")
+
+
+def _check_seed(seed: int) -> None:
+    if not 0 <= seed <= MAX_SEED:
+        fail(f"--seed must be in [0, 2**63 - 1] (the store keeps seeds as 64-bit integers), got {seed}")
+
+
+def _check_fault_hook() -> None:
+    """LRCONTROL_FAULT (the crash tests' hook) must be `point@marker` with an existing folder, or unset."""
+    spec = os.environ.get("LRCONTROL_FAULT")
+    if not spec:
+        return
+    point, _, marker = spec.partition("@")
+    if not point or not marker or not Path(marker).parent.is_dir():
+        fail(
+            f"LRCONTROL_FAULT={spec!r} is not 'point@marker_file' with an existing folder "
+            "(it is a test hook); unset it, e.g. `unset LRCONTROL_FAULT`"
+        )
 
 
 @app.command("run")
@@ -55,18 +84,25 @@ def run_cmd(
     """
     import torch
 
-    from lrcontrol.bench.engine import run
+    from lrcontrol.bench.engine import load_checkpoint, run
     from lrcontrol.bench.store import Store, run_key
     from lrcontrol.control.batch import resolve_batch_size
     from lrcontrol.spec import parse
     from lrcontrol.tasks import get_task
 
-    _check_positive(budget, "--budget")
-    _check_positive(threads, "--threads")
-    if seed < 0:
-        fail(f"--seed must be ≥ 0, got {seed}")
-    if checkpoint is not None and checkpoint.is_dir():
-        fail(f"--checkpoint {checkpoint} is a directory; give a file path, e.g. runs/sphere.pt")
+    _check_positive(budget, "--budget", MAX_BUDGET, " steps; is it a typo?")
+    _check_positive(threads, "--threads", max_threads(), f" ({cpus()} CPUs here)")
+    _check_seed(seed)
+    if horizon is not None and horizon > MAX_HORIZON:
+        fail(f"--horizon {horizon} is over the limit of 2**53 steps")
+    _check_fault_hook()
+    if checkpoint is not None:
+        if checkpoint.is_dir():
+            fail(f"--checkpoint {checkpoint} is a directory; give a file path, e.g. runs/sphere.pt")
+        check_new_file(checkpoint, "--checkpoint")
+        load_checkpoint(checkpoint)  # a corrupt or foreign file fails now (it is read without running code)
+    if store is not None:
+        _check_new_store_path(store)
     parsed = parse(spec)
     if parsed.optimizer is None:
         fail(f"the spec {spec!r} names no optimizer; start it with one, e.g. 'sgd(lr=0.1) + {spec}'")
@@ -81,10 +117,9 @@ def run_cmd(
 
         inputs = [p for p in (store, checkpoint) if p is not None]
         check_output(plot, inputs, (".png", ".svg", ".pdf"))  # before training: a bad path fails at once
-    if store is not None:
-        _check_new_store_path(store)
+    if store is not None and store.exists():
         key = run_key(the_task.key, str(parsed), seed, budget, horizon or budget)
-        with Store(store) as db:
+        with Store(store, readonly=True) as db:  # looked up without writing: the store is made after the run
             existing = db.records("key = ?", [key])
         if existing:
             _print_run(existing[0]["trajectory"], as_json, note=f"already in {store}")
@@ -93,6 +128,7 @@ def run_cmd(
     torch.set_num_threads(threads)
     trajectory = run(the_task, str(parsed), seed, budget, horizon=horizon, checkpoint=checkpoint)
     if store is not None:
+        store.parent.mkdir(parents=True, exist_ok=True)  # like sweep: results/x.db needs no mkdir first
         with Store(store) as db:
             db.record(the_task, trajectory)
     _print_run(trajectory.to_dict(), as_json)
@@ -190,24 +226,29 @@ def sweep_cmd(
     from lrcontrol.bench.store import Store
     from lrcontrol.bench.sweep import load_sweep
 
-    _check_positive(workers, "--workers")
+    _check_positive(workers, "--workers", max_workers(), f" ({cpus()} CPUs here; each worker is a process)")
     if scheduler is not None and workers is not None:
         fail("--workers and --scheduler exclude each other: the Dask cluster has its own workers")
     if no_checkpoints and keep_checkpoints:
         fail("--no-checkpoints and --keep-checkpoints exclude each other; choose one")
     if not (math.isfinite(checkpoint_seconds) and checkpoint_seconds >= 0):
         fail(f"--checkpoint-seconds must be ≥ 0, got {checkpoint_seconds}")
-    if scheduler is not None and "://" not in scheduler:
-        fail(f"--scheduler {scheduler!r} is not an address; expected e.g. tcp://127.0.0.1:8786")
+    if scheduler is not None:
+        _check_scheduler(scheduler)
+    _check_fault_hook()
+    check_text(str(file), "sweep file")
+    if store is not None:
+        _check_new_store_path(store)
     sweep = load_sweep(file, size=size, budget=budget)
     runs = sweep.runs()
     tunes = sweep.tunes()
-    store = store or Path("results") / f"{sweep.name}.db"
-    _check_new_store_path(store)
+    if store is None:
+        store = Path("results") / f"{sweep.name}.db"  # load_sweep keeps names to one plain file name
+        _check_new_store_path(store)
     if dry_run:
         done = 0
         if store.exists():
-            with Store(store) as db:
+            with Store(store, readonly=True) as db:
                 done = len(runs) - len(sweep_runner.pending_runs(db, runs))
         result = {"sweep": sweep.name, "runs": len(runs), "already_done": done, "store": str(store)}
         if tunes:
@@ -231,7 +272,7 @@ def sweep_cmd(
     with Store(store) as db:
         todo = len(sweep_runner.pending_runs(db, runs))
         progress = Progress(
-            TextColumn(f"[bold]{sweep.name}[/]"),
+            TextColumn("[bold]{task.description}[/]"),  # the name is escaped below: never read as markup
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[diverged]} diverged"),
@@ -242,7 +283,7 @@ def sweep_cmd(
             console=err_console,
             disable=as_json,
         )
-        bar = progress.add_task("runs", total=todo, diverged=0, failed="")
+        bar = progress.add_task(escape(sweep.name), total=todo, diverged=0, failed="")
         diverged = failed = 0
 
         def on_done(run: Any, trajectory: Any) -> None:
@@ -255,13 +296,15 @@ def sweep_cmd(
             failed += 1
             progress.update(bar, advance=1, failed=f"[red]{failed} failed[/]")
             if failed == 1:  # the first one at once: a broken setup shows itself without waiting for the end
-                progress.console.print(f"[red]run failed:[/] {run.task} {run.spec} seed {run.seed}: {error}")
+                progress.console.print(
+                    markup("[red]run failed:[/] {} {} seed {}: {}", run.task, run.spec, run.seed, error)
+                )
 
         try:
             with progress, _executor(scheduler, workers, checkpoint_dir, checkpoint_seconds) as executor:
                 outcome = sweep_runner.run_sweep(runs, db, executor, keep_checkpoints, on_done, on_failed)
         except sweep_runner.Interrupted as stop:
-            err_console.print(f"[yellow]stopped:[/] {stop}")
+            err_console.print(markup("[yellow]stopped:[/] {}", stop))
             raise typer.Exit(130) from None
     tuned = _run_tunes(tunes, store, workers, scheduler, checkpoint_dir, checkpoint_seconds, as_json) if tunes else []
     result = {"sweep": sweep.name, "store": str(store), **sweep_runner.describe(outcome)}
@@ -336,7 +379,7 @@ SHOW_FAILURES = 10
 
 
 def _print_failures(failed: list[tuple[Any, str]]) -> None:
-    err_console.print(f"[red]{len(failed)} run(s) failed[/]: an exception in the run, not a divergence.")
+    err_console.print(markup("[red]{} run(s) failed[/]: an exception in the run, not a divergence.", len(failed)))
     err_console.print("Failed runs are not in the store and keep their checkpoints.")
     err_console.print("Fix the cause, then run the same command again: only these run.")
     for run, error in failed[:SHOW_FAILURES]:
@@ -346,14 +389,38 @@ def _print_failures(failed: list[tuple[Any, str]]) -> None:
 
 
 def _open_existing(store: Path) -> Any:
+    """An existing store, opened read-only: reading commands never write (nor need the right to)."""
     from lrcontrol.bench.store import Store
 
+    check_text(str(store), "store")
     if store.is_dir():
         fail(f"{store} is a directory; give the store file, e.g. results/quick.db")
     if not store.exists():
         fail(f"no store at {store}; run a sweep first, e.g. lrcontrol sweep suites/smoke.toml --store {store}")
-    _check_is_store(store)
-    return Store(store, create=False)
+    check_store_file(store)
+    return Store(store, readonly=True)
+
+
+def _check_scheduler(address: str) -> None:
+    """A Dask scheduler address, parsed as distributed parses it (before the store is touched)."""
+    example = "expected e.g. tcp://127.0.0.1:8786"
+    if "://" not in address:
+        fail(f"--scheduler {address!r} is not an address; {example}")
+    try:
+        from distributed.comm.addressing import parse_address, parse_host_port
+        from distributed.comm.registry import backends
+    except ImportError:
+        fail("--scheduler needs distributed: pip install 'lrcontrol[bench]'")
+    try:
+        scheme, location = parse_address(address)
+        if scheme not in backends:
+            raise ValueError(f"unknown address scheme {scheme!r} (known: {', '.join(sorted(backends))})")
+        if scheme in ("tcp", "tls", "ws", "wss"):
+            host, _ = parse_host_port(location)
+            if not host:
+                raise ValueError("no host")
+    except ValueError as exc:
+        fail(f"--scheduler {address!r} is not a usable address ({exc}); {example}")
 
 
 @app.command("summary")
@@ -375,8 +442,8 @@ def summary_cmd(
     versions = sorted({r.get("lrcontrol_version", "?") for r in records})
     if len(versions) > 1:  # a method's behaviour may differ between versions; the run keys do not say
         counts = ", ".join(f"{v}: {sum(r.get('lrcontrol_version') == v for r in records)}" for v in versions)
-        err_console.print(
-            f"[yellow]warning:[/] {store} mixes runs of lrcontrol versions ({counts}); methods changed "
+        warn(
+            f"{store} mixes runs of lrcontrol versions ({counts}); methods changed "
             "between versions are not compared like for like. Start a new store to rerun them."
         )
     summary = _summarize(records)
@@ -407,6 +474,7 @@ def export_cmd(
     output: Path = typer.Option(
         None, "--output", "-o", help="output file (default: the store path with .parquet/.csv)"
     ),
+    force: bool = typer.Option(False, "--force", help="replace the output file if it exists (never a store)"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
     long: bool = typer.Option(
         False, "--long", help="two tidy tables instead: <base>.steps.<fmt> (per step) and <base>.evals.<fmt>"
@@ -425,14 +493,12 @@ def export_cmd(
     """
     if fmt not in ("parquet", "csv"):
         fail(f"unknown --format {fmt!r}; choose parquet or csv")
+    check_text(str(store), "store")
     if long:
         _export_long(store, fmt, output, as_json)
         return
     output = output or store.with_suffix(f".{fmt}")
-    if output.is_dir():
-        fail(f"--output {output} is a directory; give a file path")
-    if not output.parent.exists():
-        fail(f"--output {output}: the directory {output.parent} does not exist")
+    check_output(output, "--output", inputs=[store], force=force)
     with _open_existing(store) as db:
         try:
             count = db.export(output, fmt)

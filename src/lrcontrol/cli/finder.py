@@ -9,9 +9,11 @@ import torch
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
-from lrcontrol.cli.common import app, console, handles_errors, print_json
+from lrcontrol.cli.common import app, check_output, console, handles_errors, markup, print_json
 from lrcontrol.errors import LRControlError
+from lrcontrol.limits import MAX_SEED, cpus, max_threads
 from lrcontrol.spec import parse
 
 
@@ -28,6 +30,7 @@ def find_lr_cmd(
     smoothing: float = typer.Option(0.98, "--smoothing", help="β of the bias-corrected EMA of the loss"),
     diverge: float = typer.Option(4.0, "--diverge", help="stop once the smoothed loss exceeds this × its best"),
     plot: Path = typer.Option(None, "--plot", help="write the curve with the suggestions to this PNG"),
+    force: bool = typer.Option(False, "--force", help="replace the --plot file if it exists"),
     threads: int = typer.Option(1, "--threads", help="torch threads"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output (the whole curve)"),
 ) -> None:
@@ -46,11 +49,17 @@ def find_lr_cmd(
     from lrcontrol.finder import check_settings, find_lr
 
     spec = parse(method)
+    if plot is not None:  # checked now, not after the whole test
+        check_output(plot, "--plot", force=force)
+        if plot.suffix.lower() not in (".png", ".pdf", ".svg"):
+            raise LRControlError(f"--plot {plot}: give a .png, .pdf or .svg file name")
     if spec.optimizer is None:
         raise LRControlError(f"--method {method!r} names no optimizer; start it with one, e.g. 'adamw() + {spec}'")
     check_settings(lr_min, lr_max, steps, smoothing, diverge)
-    if threads < 1:
-        raise LRControlError(f"--threads must be at least 1, got {threads}")
+    if not 1 <= threads <= max_threads():
+        raise LRControlError(f"--threads must be in [1, {max_threads()}] ({cpus()} CPUs here), got {threads}")
+    if not 0 <= seed <= MAX_SEED:
+        raise LRControlError(f"--seed must be in [0, 2**63 - 1], got {seed}")
     torch.set_num_threads(threads)
     try:
         from lrcontrol.tasks import get_task
@@ -91,20 +100,22 @@ def find_lr_cmd(
         data.update({"task": task, "size": size, "seed": seed, "method": str(spec), "plot": plot and str(plot)})
         print_json(data)
         return
-    console.print(f"[bold]LR range test[/]: {task} ({size}, seed {seed}), {spec.optimizer}", highlight=False)
+    console.print(
+        markup("[bold]LR range test[/]: {} ({}, seed {}), {}", task, size, seed, spec.optimizer), highlight=False
+    )
     table = Table()
     table.add_column("rule", style="bold cyan")
     table.add_column("learning rate", justify="right")
     for rule, lr in result.suggestions.items():
         table.add_row(rule, f"{lr:.3g}")
     if result.recommended is not None and math.isfinite(result.recommended):
-        table.add_row("[bold]recommended[/]", f"[bold]{result.recommended:.3g}[/]")
+        table.add_row(Text("recommended", style="bold"), Text(f"{result.recommended:.3g}", style="bold"))
     console.print(table)
     console.print(f"{result.steps} steps; {result.stop}.", highlight=False)
     if result.confident:
-        console.print("[green]confident[/]: the curve has a clear descent.")
+        console.print(markup("[green]confident[/]: the curve has a clear descent."))
     else:
         for reason in result.reasons:
-            console.print(f"[yellow]low confidence[/]: {reason}", highlight=False)
+            console.print(markup("[yellow]low confidence[/]: {}", reason), highlight=False)
     if plot is not None:
         console.print(f"plot: {plot}", highlight=False)

@@ -6,8 +6,9 @@ from typing import Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from lrcontrol.cli.common import app, console, handles_errors, print_json
+from lrcontrol.cli.common import app, console, handles_errors, markup, print_json
 from lrcontrol.errors import LRControlError
 from lrcontrol.tasks import FAMILIES, SIZES, Task, get_task, list_tasks
 
@@ -94,7 +95,7 @@ def tasks_cmd(
         if not meta:
             row.append(e["description"])
         elif e["meta_features"] is None:
-            row += ["[red]no data[/]", "", ""]
+            row += [Text("no data", style="red"), "", ""]
         else:
             found = e["meta_features"]
             row += [f"{found['params']:,}", f"{found['examples']:,}", str(found["classes"])]
@@ -102,4 +103,4 @@ def tasks_cmd(
     console.print(table)
     for e in entries:
         if meta and e["meta_features"] is None:
-            console.print(f"[red]{e['name']}:[/] {e['data_error']}", highlight=False)
+            console.print(markup("[red]{}:[/] {}", e["name"], e["data_error"]), highlight=False)

@@ -36,6 +36,7 @@ frameworks that check for a torch scheduler (Lightning, the Hugging Face Trainer
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -45,8 +46,24 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from lrcontrol.control.accounting import LRControlWarning, StepAccounting  # noqa: F401  (re-exported)
 from lrcontrol.control.state import load_fields, save_fields, save_value
-from lrcontrol.errors import LRControlError
+from lrcontrol.errors import LRControlError, LROutOfRangeError
+from lrcontrol.limits import MAX_HORIZON
 from lrcontrol.params import Param
+
+
+def _whole_steps(value: Any) -> bool:
+    """A positive whole number of steps (an int, or a float like 100.0), small enough to stay exact."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    if not isinstance(value, numbers.Integral) and not (math.isfinite(value) and float(value).is_integer()):
+        return False
+    return 1 <= value <= MAX_HORIZON
+
+
+#: the largest LR torch can apply to float32 parameters (it converts the LR to the parameters' dtype)
+LR_CEILING = float(torch.finfo(torch.float32).max)
+#: below the smallest normal float32 an LR is lost in float32 arithmetic (the update rounds away)
+LR_FLOOR = float(torch.finfo(torch.float32).tiny)
 
 Multiplier = float | Sequence[float]
 
@@ -251,10 +268,10 @@ class LRController(StepAccounting, LRScheduler):
                 f"control() needs a torch.optim.Optimizer, got {type(optimizer).__name__}; "
                 "build one first or use lrcontrol.build(params, spec)"
             )
-        if total_steps is not None and (
-            isinstance(total_steps, bool) or int(total_steps) != total_steps or total_steps < 1
-        ):
-            raise LRControlError(f"total_steps must be a positive integer or None, got {total_steps!r}")
+        if total_steps is not None and not _whole_steps(total_steps):
+            raise LRControlError(
+                f"total_steps must be a positive integer of at most 2**53 or None, got {total_steps!r}"
+            )
         self._check_count(count)
         self.count = count
         self.warn_unevaluated_after = warn_unevaluated_after
@@ -371,9 +388,12 @@ class LRController(StepAccounting, LRScheduler):
         lrs = []
         for group, base, m in zip(self.optimizer.param_groups, self.base_lrs, product):
             lr = base * m
-            if not (math.isfinite(lr) and (lr > 0 or (lr == 0 and self._zero_ok))):
+            if not (math.isfinite(lr) and (LR_FLOOR <= lr <= LR_CEILING or (lr == 0 and self._zero_ok))):
                 names = ", ".join(f"{f.name}={f.multiplier(self.t)!r}" for f in self.factors)
-                raise LRControlError(f"internal error: step {self.t} produced lr={lr!r} ({names}); please report it")
+                what = f"underflowed ({lr!r})" if 0 <= lr < LR_FLOOR else f"left the range torch can apply ({lr!r})"
+                raise LROutOfRangeError(
+                    f"the LR {what} at step {self.t} ({names}); the base LR or the schedule's factors are too extreme"
+                )
             if isinstance(group["lr"], torch.Tensor):
                 group["lr"].fill_(lr)  # a tensor LR (capturable / compiled optimizers) stays a tensor
             else:

@@ -42,6 +42,7 @@ from typing import Any
 import torch
 
 from lrcontrol.errors import LRControlError
+from lrcontrol.limits import MAX_LR, MIN_LR
 from lrcontrol.optim import EFFECTIVE_LR
 from lrcontrol.optim.torch_optim import BETAS
 from lrcontrol.params import Param
@@ -66,8 +67,8 @@ def lr_param(default: float = 1.0, doc: str = "") -> Param:
         "lr",
         default,
         doc or "multiplier of the optimizer's own step-size estimate (the authors' convention: 1.0)",
-        low=0.0,
-        low_open=True,
+        low=MIN_LR,
+        high=MAX_LR,
         show=True,
     )
 

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from lrcontrol.errors import SpecError
+from lrcontrol.limits import MAX_LR, MIN_LR
 from lrcontrol.params import Param
 from lrcontrol.registry import register_optimizer
 
@@ -14,7 +15,7 @@ _LR = "base learning rate (every param group without its own lr gets it)"
 
 
 def _lr(default: float) -> Param:
-    return Param("lr", default, _LR, low=0.0, low_open=True, show=True)
+    return Param("lr", default, _LR, low=MIN_LR, high=MAX_LR, show=True)
 
 
 _WD = Param("weight_decay", 0.0, "L2 penalty (decoupled for adamw)", low=0.0)

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import torch
 
 from lrcontrol.errors import LRControlError
+from lrcontrol.limits import MAX_DIMS
 from lrcontrol.tasks.base import Task, TaskInstance, check_split
 from lrcontrol.tasks.registry import register_pattern, register_task
 
@@ -233,6 +234,8 @@ def make_synthetic(function: str, dims: int | None = None, noise: float = 0.0, s
         dims = spec.dims
     if dims is None or dims < spec.min_dims:
         raise LRControlError(f"{function} needs a dimension of at least {spec.min_dims}, e.g. {function}-10")
+    if dims > MAX_DIMS:
+        raise LRControlError(f"{function}-{dims}: at most {MAX_DIMS} dimensions (each is a parameter in memory)")
     if not (noise >= 0 and math.isfinite(noise)):
         raise LRControlError(f"input noise must be a finite σ ≥ 0, got {noise}")
     sizes = _SIZES[size]
@@ -259,6 +262,8 @@ def _from_match(match: re.Match[str], size: str) -> SyntheticTask:
     noise = 0.0
     if match["noisy"]:
         noise = float(match["sigma"]) if match["sigma"] else DEFAULT_NOISE
+    if match["dims"] and len(match["dims"]) > len(str(MAX_DIMS)):  # before int(): 5000 digits would raise
+        raise LRControlError(f"{match['function']}: at most {MAX_DIMS} dimensions (each is a parameter in memory)")
     dims = int(match["dims"]) if match["dims"] else None
     return make_synthetic(match["function"], dims, noise, size)
 
