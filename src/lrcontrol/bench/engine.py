@@ -217,7 +217,7 @@ def run(
     horizon: int | None = None,
     checkpoint: str | Path | None = None,
     checkpoint_seconds: float = 30.0,
-    bad_checkpoint: str = "raise",
+    bad_checkpoint: str = "set_aside",
 ) -> Trajectory:
     """Train `task` with the method `spec` for `budget` steps (default: the task's) from `seed`.
 
@@ -225,9 +225,9 @@ def run(
     checkpoint: a file to resume from if it exists and to save to — at evaluations at most every
     `checkpoint_seconds` (0: at every evaluation) and at the end, so a finished run can be extended
     by calling `run` again with a larger budget and the same checkpoint.
-    bad_checkpoint: what to do with a checkpoint that is corrupt, foreign or another run's: "raise"
-    (BadCheckpointError; a file the user named) or "set_aside" (rename it to `<name>.rejected`, warn,
-    and start over; the sweep's own checkpoints).
+    bad_checkpoint: what to do with a checkpoint that is corrupt, foreign or another run's:
+    "set_aside" (rename it to `<name>.rejected`, warn on stderr, and start over: what a sweep's own
+    checkpoints need) or "raise" (BadCheckpointError: what `lrcontrol run --checkpoint FILE` uses).
     """
     if bad_checkpoint not in ("raise", "set_aside"):
         raise LRControlError(f"bad_checkpoint must be 'raise' or 'set_aside', got {bad_checkpoint!r}")

@@ -126,7 +126,9 @@ def run_cmd(
             _plot_run(existing[0]["trajectory"], plot, the_task, as_json)
             return
     torch.set_num_threads(threads)
-    trajectory = run(the_task, str(parsed), seed, budget, horizon=horizon, checkpoint=checkpoint)
+    trajectory = run(
+        the_task, str(parsed), seed, budget, horizon=horizon, checkpoint=checkpoint, bad_checkpoint="raise"
+    )
     if store is not None:
         store.parent.mkdir(parents=True, exist_ok=True)  # like sweep: results/x.db needs no mkdir first
         with Store(store) as db:
