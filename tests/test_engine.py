@@ -166,12 +166,17 @@ def test_a_finished_checkpoint_returns_the_stored_trajectory_without_training(tm
     assert again.to_dict() == first.to_dict()
 
 
-def test_a_checkpoint_of_another_run_is_refused(tmp_path):
+def test_a_checkpoint_of_another_run_is_refused_or_set_aside(tmp_path, capfd):
     task = get_task(NOISY, "smoke")
     checkpoint = tmp_path / "run.pt"
     run(task, "sgd(lr=0.05)", 0, 20, checkpoint=checkpoint)
     with pytest.raises(LRControlError, match="another run"):
-        run(task, "sgd(lr=0.1)", 0, 20, checkpoint=checkpoint)
+        run(task, "sgd(lr=0.1)", 0, 20, checkpoint=checkpoint, bad_checkpoint="raise")
+    # the default (a sweep's own checkpoints): moved to run.pt.rejected with a warning, and the run starts over
+    fresh = run(task, "sgd(lr=0.1)", 0, 20, checkpoint=checkpoint)
+    assert "belongs to another run" in capfd.readouterr().err
+    assert (tmp_path / "run.pt.rejected").exists()
+    assert fresh.train_loss == run(task, "sgd(lr=0.1)", 0, 20).train_loss
 
 
 def test_evaluations_do_not_move_the_training_rng():
