@@ -399,7 +399,13 @@ BAD: list[tuple[str, dict, list[str], str, dict]] = [
         "is the input r.csv",
         {},
     ),
-    ("D12 trajectory not JSON", {"s.db": "tampered"}, ["summary", "s.db"], "cannot be read (Expecting property name", {}),
+    (
+        "D12 trajectory not JSON",
+        {"s.db": "tampered"},
+        ["summary", "s.db"],
+        "cannot be read (Expecting property name",
+        {},
+    ),
     ("D13 final metric text", {"s.db": "final-text"}, ["summary", "s.db"], "must be a number or None", {}),
     (
         "D14 WAL path a folder",

@@ -64,6 +64,10 @@ class DaskExecutor(Executor):
         self._lock = threading.Lock()
         self._closed = False
 
+    def slots(self) -> int:
+        """The cluster's workers now (one thread each); workers that join later are used as they come."""
+        return max(1, len(self._client.nthreads()))
+
     def submit(self, run: RunSpec) -> Future[Trajectory]:
         outer = new_future(on_cancel=lambda: self._withdraw(outer))
         with self._lock:

@@ -76,6 +76,11 @@ class Executor(ABC):
 
         `future.cancel()` withdraws a run that has not started yet."""
 
+    def slots(self) -> int:
+        """How many runs it trains at once (a sweep keeps this many submitted, and leaves the rest to
+        other sweeps on the same store)."""
+        return 1
+
     @abstractmethod
     def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
         """Release the workers. wait: let queued and running runs finish first. cancel_futures: cancel
@@ -105,6 +110,10 @@ def train_one(run: RunSpec, checkpoint_dir: str | None, checkpoint_seconds: floa
     injected = os.environ.get("LRCONTROL_FAIL_SPEC")  # test hook: runs whose spec contains it raise
     if injected and injected in run.spec:
         raise RuntimeError(f"injected failure (LRCONTROL_FAIL_SPEC={injected!r})")
+    trained_log = os.environ.get("LRCONTROL_TRAIN_LOG")  # test hook: one line per run a worker starts
+    if trained_log:
+        with open(trained_log, "a") as log:
+            log.write(run.key + "\n")
     checkpoint = checkpoint_path(checkpoint_dir, run)
     if run.resume_from and checkpoint is not None and not checkpoint.exists():
         _copy_checkpoint(Path(checkpoint_dir) / f"{run.resume_from}.pt", checkpoint)

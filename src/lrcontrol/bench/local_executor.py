@@ -122,6 +122,9 @@ class LocalExecutor(Executor):
             initargs=(lrcontrol_environment(), self._lifeline),
         )
 
+    def slots(self) -> int:
+        return self.workers
+
     def submit(self, run: RunSpec) -> Future[Trajectory]:
         # cancelling a run that has not started withdraws it from the pool
         outer = new_future(on_cancel=lambda: self._withdraw(outer))

@@ -43,6 +43,7 @@ TABLES = ("runs", "trials")
 __all__ = ["COLUMNS", "SCHEMA_VERSION", "Store", "method_of", "run_key"]
 
 
+LEASES_TABLE = "CREATE TABLE IF NOT EXISTS leases (key TEXT PRIMARY KEY, owner TEXT NOT NULL, expires REAL NOT NULL)"
 #: PRAGMA application_id of an lrcontrol store ("LRCT"): another program's SQLite file is never ours
 APPLICATION_ID = 0x4C524354
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -87,6 +88,8 @@ class Store:
                 self.connection.execute("PRAGMA synchronous=FULL")
                 # CREATE … IF NOT EXISTS: a new store gets its schema, an older one the tables added since
                 self._create_schema()
+                # concurrent sweeps' claims (lrcontrol.bench.leases)
+                self.connection.execute(LEASES_TABLE)
         except sqlite3.DatabaseError as exc:
             self._abandon(existed)
             raise LRControlError(f"{self.path} is not a readable lrcontrol store ({exc})") from None
@@ -177,6 +180,8 @@ class Store:
             cursor = self.connection.execute(
                 f"INSERT OR IGNORE INTO {table} ({names}) VALUES ({marks})", list(row.values())
             )
+            if not self.readonly:  # the run's lease, if a sweep held one, ends with the run (same transaction)
+                self.connection.execute("DELETE FROM leases WHERE key = ?", (row["key"],))
             fault_point("store-write")  # the crash tests kill the process here, inside the transaction
         return cursor.rowcount == 1
 

@@ -20,13 +20,15 @@ that cannot run anything any more (`ExecutorBroken`: workers that keep dying) st
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lrcontrol.bench.engine import Trajectory
-from lrcontrol.bench.executor import Executor, ExecutorBroken, as_completed, checkpoint_path, describe_error
+from lrcontrol.bench.executor import FIRST_COMPLETED, Executor, ExecutorBroken, checkpoint_path, describe_error, wait
 from lrcontrol.bench.run_spec import RunSpec
 from lrcontrol.bench.store import Store
 
@@ -115,20 +117,58 @@ def run_sweep(
     keep_checkpoints: bool = False,
     on_done: Callable[[RunSpec, Trajectory], None] = lambda r, t: None,
     on_failed: Callable[[RunSpec, str], None] = lambda r, e: None,
+    on_elsewhere: Callable[[RunSpec], None] = lambda r: None,
 ) -> Outcome:
-    """Submit every run not yet in `store` to `executor` and record each as it finishes (see above).
+    """Train every run not yet in `store` on `executor` and record each as it finishes (see above).
 
-    The executor stays open (its owner shuts it down), except on Ctrl-C, which stops it."""
+    Runs are claimed with a lease in the store before they are submitted, as many as the executor has
+    workers (`executor.slots()`), so other sweeps on the same store take the rest: each run is trained
+    once however many sweeps share the store (`lrcontrol.bench.leases`). Runs another sweep records
+    meanwhile are reported to `on_elsewhere` and count as already done. The executor stays open (its
+    owner shuts it down), except on Ctrl-C, which stops it."""
+    from lrcontrol.bench.leases import LEASE_SECONDS, Leases
+
     todo = pending_runs(store, runs)
     recorder = _Recorder(store, executor.checkpoint_dir, keep_checkpoints, on_done, on_failed)
+    leases = Leases(store)
+    queue = {r.key: r for r in todo}  # not claimed by this call yet, in order
+    running: dict[Any, RunSpec] = {}
+    elsewhere = 0
     try:
-        futures = {executor.submit(run): run for run in todo}
-        for future in as_completed(futures):
-            recorder.result_of(futures[future], future)
+        while queue or running:
+            free = executor.slots() - len(running)
+            if free > 0 and queue:
+                claimed, recorded, _ = leases.claim(list(queue), free)
+                for key in recorded:  # another sweep recorded it
+                    elsewhere += 1
+                    on_elsewhere(queue.pop(key))
+                for key in claimed:
+                    run = queue.pop(key)
+                    running[executor.submit(run)] = run
+            if not running:
+                # what is left is held by other sweeps: wait until they record it or their leases expire
+                time.sleep(IDLE_POLL_SECONDS)
+                continue
+            finished, _ = wait(running, timeout=LEASE_SECONDS / 4, return_when=FIRST_COMPLETED)
+            for future in finished:
+                run = running.pop(future)
+                recorder.result_of(run, future)  # recording the run ends its lease
+                if run.key in recorder.failed:
+                    leases.release(run.key)
+            leases.renew()
     except KeyboardInterrupt:
         executor.shutdown(wait=False, cancel_futures=True)
         raise Interrupted(len(runs) - len(pending_runs(store, runs)), len(runs)) from None
-    return recorder.outcome(len(runs), len(runs) - len(todo))
+    finally:
+        try:
+            leases.release_all()
+        except sqlite3.Error:  # the store went away under us; the leases expire on their own
+            pass
+    return recorder.outcome(len(runs), len(runs) - len(todo) + elsewhere)
+
+
+#: how often a sweep whose remaining runs other sweeps hold looks again
+IDLE_POLL_SECONDS = 0.5
 
 
 def run_local(

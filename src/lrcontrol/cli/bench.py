@@ -304,7 +304,15 @@ def sweep_cmd(
 
         try:
             with progress, _executor(scheduler, workers, checkpoint_dir, checkpoint_seconds) as executor:
-                outcome = sweep_runner.run_sweep(runs, db, executor, keep_checkpoints, on_done, on_failed)
+                outcome = sweep_runner.run_sweep(
+                    runs,
+                    db,
+                    executor,
+                    keep_checkpoints,
+                    on_done,
+                    on_failed,
+                    on_elsewhere=lambda run: progress.update(bar, advance=1),  # recorded by another sweep
+                )
         except sweep_runner.Interrupted as stop:
             err_console.print(markup("[yellow]stopped:[/] {}", stop))
             raise typer.Exit(130) from None
