@@ -53,15 +53,17 @@ class Store:
     """A results file. Opening creates it (and its schema) unless `create=False`.
 
     `readonly=True` opens an existing store without ever writing to it (no schema, no WAL switch): what
-    `summary` and `export` use, and what works on a store the user may only read. Either way a file
+    `summary`, `export` and `report` use, and what works on a store the user may only read.
+    `create=False` means the same (a store that must exist is one to read). Either way a file
     that is not an lrcontrol store (another program's SQLite database, a newer schema) is refused
     before anything is written to it.
     """
 
     def __init__(self, path: str | Path, create: bool = True, readonly: bool = False) -> None:
         self.path = Path(path)
+        readonly = readonly or not create
         self.readonly = readonly
-        create = create and not readonly
+        create = not readonly
         if "\x00" in str(path):
             raise LRControlError(f"store path {str(path)!r} contains a NUL byte; give a plain file path")
         existed = self.path.exists()
