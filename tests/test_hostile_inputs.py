@@ -834,3 +834,21 @@ def test_library_entry_points_refuse_bad_numbers():
     for scales in ([-1.0], [0.0], [float("nan")]):
         with pytest.raises(LRControlError, match="group scale must be a positive"):
             find_lr(model, optimizer, loss_fn, batches, steps=10, group_scales=scales)
+
+
+@pytest.mark.parametrize(
+    "case,task,env",
+    [
+        ("E01 data path is a file", "fmnist-mlp", {"LRCONTROL_DATA": "afile"}),
+        ("E02 data folder missing, offline", "fmnist-mlp", {"LRCONTROL_DATA": "missing/dir", "LRCONTROL_OFFLINE": "1"}),
+        ("E05 offline=maybe, data empty", "iris-logreg", {"LRCONTROL_OFFLINE": "maybe", "LRCONTROL_DATA": ""}),
+    ],
+)
+def test_odd_data_settings_still_run_from_the_installed_data(case, task, env, tmp_path, monkeypatch):
+    """The audit found these handled (the installed data sets are used); they must stay so, writing nothing."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("x")
+    before = snapshot(tmp_path)
+    result = invoke(["run", task, "adam", "--size", "smoke", "--budget", "5"], env)
+    assert result.exit_code == 0, result.output
+    assert snapshot(tmp_path) == before
