@@ -36,7 +36,7 @@ def comparable(store_path: Path) -> dict[str, dict]:
         rows = db.records()
         assert db.integrity_ok()
     out = {}
-    for r in rows:
+    for r in map(dict, rows):
         for name in ("wall_time", "finished_at"):
             r.pop(name)
         r["trajectory"].pop("wall_time")

@@ -57,6 +57,8 @@ class Param:
     nullable: bool = False
     #: keep in the canonical spec even at its default (an optimizer's lr: the spec should show it)
     show: bool = False
+    #: smallest accepted positive value, above an open `low` of 0 (an LR below 1e-30 vanishes in float32)
+    tiny: float | None = None
 
     def __post_init__(self) -> None:
         if self.type not in _TYPES:
@@ -171,6 +173,10 @@ class Param:
         too_high = self.high is not None and (value >= self.high if self.high_open else value > self.high)
         if too_low or too_high:
             raise SpecError(f"{where}: {self.name} must be in {self.describe_range()}, got {_fmt(value)}")
+        if self.tiny is not None and 0 < value < self.tiny:
+            raise SpecError(
+                f"{where}: {self.name} must be at least {_fmt(self.tiny)} (torch cannot apply less), got {_fmt(value)}"
+            )
 
     def _horizon(self, value: Any, where: str) -> int | float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -206,7 +206,7 @@ def parse(text: str | Spec) -> Spec:
         if term.name in seen:
             # the factors multiply, so cosine() + cosine() is cosine squared: never what was meant
             raise SpecError(
-                f"{term.name}() appears twice in {stripped!r}; a spec names each method at most once "
+                f"{term.name}() appears twice in {stripped!r}; a spec takes at most one of each method "
                 "(the terms multiply: a second copy applies it twice)"
             )
         seen.add(term.name)

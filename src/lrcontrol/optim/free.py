@@ -67,8 +67,10 @@ def lr_param(default: float = 1.0, doc: str = "") -> Param:
         "lr",
         default,
         doc or "multiplier of the optimizer's own step-size estimate (the authors' convention: 1.0)",
-        low=MIN_LR,
+        low=0.0,
+        low_open=True,
         high=MAX_LR,
+        tiny=MIN_LR,
         show=True,
     )
 

@@ -15,7 +15,7 @@ _LR = "base learning rate (every param group without its own lr gets it)"
 
 
 def _lr(default: float) -> Param:
-    return Param("lr", default, _LR, low=MIN_LR, high=MAX_LR, show=True)
+    return Param("lr", default, _LR, low=0.0, low_open=True, high=MAX_LR, tiny=MIN_LR, show=True)
 
 
 _WD = Param("weight_decay", 0.0, "L2 penalty (decoupled for adamw)", low=0.0)
