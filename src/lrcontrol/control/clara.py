@@ -42,7 +42,7 @@ fed gradients that carry no information (i.i.d. N(0, I) noise), for a tensor of 
   constants (at least 100 steps) the mean and standard deviation of ‖p‖² over 300 steps and all rows
   give μ_k and σ_k (statistical error on μ about 0.2 % or less). Sizes above 4096 reuse the 4096
   estimate for μ (the finite-size correction is O(1/N)) and scale σ as 1/√N. Results are cached
-  per (optimizer class, hyperparameters, c, size), use a private RNG (the caller's RNG streams are untouched) and are
+  per (optimizer class, hyperparameters, c, size), use a private RNG per size (the caller's RNG streams are untouched) and are
   deterministic. This requires an optimizer that acts elementwise (SGD, Adam, AdamW, RMSprop,
   Adagrad, Lion, …), which is what the "same optimizer driven by noise" reference means.
 
@@ -92,6 +92,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
 from typing import Any
@@ -210,7 +211,9 @@ def monte_carlo_reference(
         bounds = [0]
         for m, r in zip(todo, rows):
             bounds.append(bounds[-1] + m * r)
-        gen = torch.Generator().manual_seed(20250807)
+        # one private RNG per size: μ(n) depends on n and the optimizer only, not on which other sizes
+        # are simulated in the same run (or were cached before)
+        gens = [torch.Generator().manual_seed(20250807 + m) for m in todo]
         flat = torch.zeros(bounds[-1], dtype=torch.float32, requires_grad=True)
         ref = _reference_optimizer(optimizer, group, flat)
         before = torch.empty_like(flat, requires_grad=False)
@@ -222,7 +225,7 @@ def monte_carlo_reference(
         with torch.no_grad():
             for step in range(burn_in + MC_SAMPLES):
                 before.copy_(flat)
-                flat.grad = torch.randn(flat.shape, generator=gen)
+                flat.grad = torch.cat([torch.randn(m * r, generator=g) for m, r, g in zip(todo, rows, gens)])
                 ref.step()
                 direction = before.sub_(flat)
                 for span, m, r in views:
@@ -246,20 +249,44 @@ def monte_carlo_reference(
     return out
 
 
-def reference_moments(optimizer: torch.optim.Optimizer, tensor_group: list[int], sizes: list[int], c: float):
-    """μ_k and σ_k for each tensor (its group's optimizer hyperparameters and its size)."""
+def reference_moments(
+    optimizer: torch.optim.Optimizer, tensor_group: list[int], sizes: list[int], c: float, published: bool = False
+) -> tuple[list[float], list[float]]:
+    """μ_k and σ_k for each tensor (its group's optimizer hyperparameters and its size).
+
+    published=True: the authors' reference — every tensor gets the μ of ONE tensor holding all N = Σ_k N_k
+    parameters (so R = Σ‖p_k‖²/(K·μ(N)) for a single group), computed for that N like any other size.
+    σ_k stays the per-tensor noise σ (d="auto" reads it); the authors' σ for d = 2σ is `published_sigma`.
+    """
+    total = sum(sizes)
     mus, sigmas = [0.0] * len(sizes), [0.0] * len(sizes)
     for gi, group in enumerate(optimizer.param_groups):
         members = [k for k, g in enumerate(tensor_group) if g == gi]
         if not members:
             continue
+        wanted = [sizes[k] for k in members] + ([total] if published else [])
         if _is_memoryless_sgd(optimizer, group):
-            table = {sizes[k]: sgd_reference(c, sizes[k]) for k in members}
+            table = {n: sgd_reference(c, n) for n in wanted}
         else:
-            table = monte_carlo_reference(optimizer, gi, [sizes[k] for k in members], c)
+            table = monte_carlo_reference(optimizer, gi, wanted, c)
         for k in members:
-            mus[k], sigmas[k] = table[sizes[k]]
+            mus[k] = table[total][0] if published else table[sizes[k]][0]
+            sigmas[k] = table[sizes[k]][1]
     return mus, sigmas
+
+
+def published_sigma(optimizer: torch.optim.Optimizer, total: int, c: float) -> float:
+    """The σ in the authors' default damping d = 2σ, for a model of `total` parameters (first group).
+
+    Memoryless SGD: their formula √2·μ(1 − c)/√((1 + (1 − c)²)·N) (a factor √2 below the exact σ of
+    `sgd_reference`, kept here because the published default is defined by it). Any other optimizer:
+    the Monte-Carlo σ of ‖p‖² for one tensor of N elements (what the authors' table lists for Adam).
+    """
+    group = optimizer.param_groups[0]
+    if _is_memoryless_sgd(optimizer, group):
+        mu = c / (2.0 - c)
+        return math.sqrt(2.0) * mu * (1.0 - c) / math.sqrt((1.0 + (1.0 - c) ** 2) * total)
+    return monte_carlo_reference(optimizer, 0, [total], c)[total][1]
 
 
 @register_factor
@@ -269,7 +296,12 @@ class Clara(OnlineFactor):
     name = "clara"
     params = (
         Param(
-            "d", 1e-3, 'damping (the paper\'s grid 1e-5 … 1e-1), or "auto"', low=0.0, low_open=True, choices=("auto",)
+            "d",
+            1e-3,
+            'damping (the paper\'s grid 1e-5 … 1e-1), "auto", or "2sigma" (the authors\' default 2σ)',
+            low=0.0,
+            low_open=True,
+            choices=("auto", "2sigma"),
         ),
         Param("c", 0.2, "cumulation constant of the path", low=0.0, high=1.0, low_open=True, high_open=True),
         Param(
@@ -278,6 +310,14 @@ class Clara(OnlineFactor):
             "plain: the optimizer's step; unit: each tensor's step rescaled to length η",
             type="str",
             choices=("plain", "unit"),
+        ),
+        Param(
+            "reference",
+            "noise",
+            "noise: μ_k of each tensor's own size; published: the authors' — one μ from the total "
+            "parameter count N for every tensor (R = Σ‖p_k‖²/(K·μ(N)))",
+            type="str",
+            choices=("noise", "published"),
         ),
     ) + ONLINE_PARAMS
     example = "clara(d=0.01)"
@@ -290,12 +330,16 @@ class Clara(OnlineFactor):
         "clara(d=0.1, guard_every=3)",
     )
     #: the noise reference and d="auto"'s constants are rebuilt by attach() (δ from the new total_steps)
-    transient = ("mu", "sigma", "mu_total", "sigma_total", "rate", "auto_z0")
+    transient = ("mu", "sigma", "mu_total", "sigma_total", "rate", "auto_z0", "damping")
 
     def attach(self, ctx: Context) -> None:
         super().attach(ctx)
         c = self.config["c"]
-        mus, sigmas = reference_moments(ctx.optimizer, self.tensor_group, self.sizes, c)
+        published = self.config["reference"] == "published"
+        mus, sigmas = reference_moments(ctx.optimizer, self.tensor_group, self.sizes, c, published=published)
+        self.damping = self.config["d"]
+        if self.damping == "2sigma":
+            self.damping = 2.0 * published_sigma(ctx.optimizer, sum(self.sizes), c)
         self.mu = mus
         self.sigma = sigmas
         self.mu_total = math.fsum(mus)
@@ -342,10 +386,10 @@ class Clara(OnlineFactor):
         path_sq = math.fsum((a * n) ** 2 for a, n in zip(self.path_scales, z_norms))
         self.ratio = path_sq / self.mu_total
         self.zscore = (path_sq - self.mu_total) / self.sigma_total if self.sigma_total > 0 else 0.0
-        if self.config["d"] == "auto":
+        if self.damping == "auto":
             change = self.rate * math.tanh(self.zscore / self.auto_z0)
         else:
-            change = self.config["d"] * (self.ratio - 1.0)
+            change = self.damping * (self.ratio - 1.0)
         self.set_scale(self.scale * math.exp(change))
 
     @property
@@ -366,3 +410,22 @@ class Clara(OnlineFactor):
             paths = online.pop("paths")
             online["scaled_paths"], online["path_scales"] = paths, [1.0] * len(paths)
         return online
+
+
+def _published_defaults(params: tuple[Param, ...]) -> tuple[Param, ...]:
+    changed = {"variant": "unit", "d": "2sigma", "reference": "published", "guard": False}
+    return tuple(dataclasses.replace(p, default=changed[p.name]) if p.name in changed else p for p in params)
+
+
+@register_factor
+class ClaraPublished(Clara):
+    """CLARA as the authors released it: unit step, d = 2σ, one μ(N) for every tensor, no runaway guard.
+
+    The same rule and parameters as `clara`, with the authors' defaults (each can still be changed:
+    `clara_published(variant='plain', d=0.01)`). Their reference for Adam is K·μ(N), μ computed for
+    any N by the same Monte-Carlo run as `clara`'s (their code looks it up in a table of a few sizes).
+    """
+
+    name = "clara_published"
+    params = _published_defaults(Clara.params)
+    example = "clara_published(d=0.01)"
