@@ -294,6 +294,7 @@ class Clara(OnlineFactor):
     """CLARA: η ← η·exp(d·(R − 1)) from the cumulated path of normalised steps (Atamna et al. 2025)."""
 
     name = "clara"
+    reads_direction = True
     params = (
         Param(
             "d",
@@ -359,12 +360,11 @@ class Clara(OnlineFactor):
     def transform_step(self, step: list[torch.Tensor], norms: list[float]) -> None:
         if self.config["variant"] != "unit":
             return
-        # θ_after + step = θ_before; then θ_before − η·step/‖step‖: the step has length η per tensor
-        lengths = [self.step_lrs[g] if n > 0 else 0.0 for g, n in zip(self.tensor_group, norms)]
-        torch._foreach_add_(self.tensors, step)
-        torch._foreach_mul_(step, [length / n if n > 0 else 0.0 for length, n in zip(lengths, norms)])
-        torch._foreach_sub_(self.tensors, step)
-        norms[:] = lengths
+        # the optimizer moved θ by −scale·step; the unit step moves it by −η·step/‖step‖ instead:
+        # θ ← θ_after + (scale − η/‖step‖)·step (one pass; `step` itself, maybe the optimizer's, is not changed)
+        for k, n in enumerate(norms):
+            if n > 0:
+                self.tensors[k].add_(step[k], alpha=self.step_scales[k] - self.step_lrs[self.tensor_group[k]] / n)
 
     # -- the update rule ------------------------------------------------------------------------
     def adapt(self, step: list[torch.Tensor], norms: list[float], loss: float | None) -> None:

@@ -57,6 +57,7 @@ import torch
 
 from lrcontrol.control.base import Context, Factor
 from lrcontrol.control.guard import GUARD_PARAMS, Guard
+from lrcontrol.control.direction import DirectionReader
 from lrcontrol.errors import LRControlError
 from lrcontrol.params import Param
 
@@ -80,7 +81,11 @@ class OnlineFactor(Factor):
     params: ClassVar[tuple[Param, ...]] = ONLINE_PARAMS
     #: whether the base class measures the step taken (θ_before − θ_after) and passes it to `adapt`
     captures_step: ClassVar[bool] = True
-    transient: ClassVar[tuple[str, ...]] = ("tensors", "tensor_group", "sizes", "step_lrs", "_before", "_outcome")
+    transient: ClassVar[tuple[str, ...]] = ("tensors", "tensor_group", "sizes", "step_lrs", "_before", "_outcome", "reader", "_moved", "step_scales")
+    #: a rule that needs only the direction of the step (CLARA): for an optimizer that
+    #: `DirectionReader` knows, `adapt` gets the optimizer's own direction s_k (exact in float32, and
+    #: no copy of θ) instead of the displacement; `step_scales[k]` says how long the step along it was
+    reads_direction: ClassVar[bool] = False
 
     def check_config(self) -> None:
         if self.config["min_scale"] > 1.0:
@@ -109,6 +114,10 @@ class OnlineFactor(Factor):
         # transient: the state between the hooks and controller.step()
         self._before: list[torch.Tensor] | None = None
         self._outcome: Any = None
+        self.reader = DirectionReader.of(ctx.optimizer, self.tensors, self.tensor_group) if self.reads_direction else None
+        self._moved: list[bool] | None = None  # this step reads the optimizer's direction: who has a gradient
+        #: the step just taken along step[k] was −step_scales[k]·step[k] (1 for the displacement)
+        self.step_scales: list[float] = []
         self.step_lrs: list[float] = []
 
     @property
@@ -134,12 +143,16 @@ class OnlineFactor(Factor):
         self._outcome = None if self.before_step(optimizer) else _BAD
         if not self.captures_step:
             return
+        self.step_lrs = [float(optimizer.param_groups[g]["lr"]) for g in range(len(optimizer.param_groups))]
+        if self.reader is not None and self.reader.usable():
+            self._moved = [p.grad is not None for p in self.tensors]  # the optimizer skips the others
+            return
+        self._moved = None
         with torch.no_grad():
             if self._before is None:
                 self._before = [t.detach().clone() for t in self.tensors]
             else:
                 torch._foreach_copy_(self._before, self.tensors)
-        self.step_lrs = [float(optimizer.param_groups[g]["lr"]) for g in range(len(optimizer.param_groups))]
 
     def on_post_step(self, optimizer: torch.optim.Optimizer) -> None:
         self.after_step(optimizer)
@@ -149,9 +162,13 @@ class OnlineFactor(Factor):
             self._outcome = _NO_CAPTURE
             return
         with torch.no_grad():
-            # in place into the pre-step copy: step = θ_before − θ_after = η·s (no allocation per step)
-            step = self._before
-            torch._foreach_sub_(step, self.tensors)
+            if self._moved is not None:  # the optimizer's own direction s_k; the step was −scale_k·s_k
+                step, self.step_scales = self.reader.read(self._moved)
+            else:
+                # in place into the pre-step copy: step = θ_before − θ_after = η·s (no allocation per step)
+                step = self._before
+                torch._foreach_sub_(step, self.tensors)
+                self.step_scales = [1.0] * len(step)
             norms = torch.stack(torch._foreach_norm(step)).tolist()  # the one host sync of the capture
             if not all(math.isfinite(n) for n in norms):
                 self._outcome = _BAD
@@ -172,7 +189,8 @@ class OnlineFactor(Factor):
     def transform_step(self, step: list[torch.Tensor], norms: list[float]) -> None:
         """Hook for variants that change the step just taken (CLARA's unit step); default: nothing.
 
-        `step[k]` = θ_before − θ_after and `norms[k]` = ‖step[k]‖; both may be changed in place."""
+        The optimizer moved tensor k by −step_scales[k]·step[k]; `norms[k]` = ‖step[k]‖. `step` may be
+        the optimizer's own tensors (gradient, momentum): change the parameters, never `step`."""
 
     # -- the per-step call -----------------------------------------------------------------------
     def on_step(self, t: int, loss: float | None) -> None:
@@ -192,9 +210,10 @@ class OnlineFactor(Factor):
             self.rollback()
 
     def adapt(self, step: list[torch.Tensor], norms: list[float], loss: float | None) -> None:
-        """Update the rule from one finite step: step[k] = θ_before − θ_after = η·s_k (a buffer the
-        rule may overwrite; it is reused for the next step) and norms[k] = ‖step[k]‖. Rules with
-        `captures_step = False` get empty lists and adapt in `before_step` instead."""
+        """Update the rule from one finite step: step[k] = θ_before − θ_after = η·s_k, or for a
+        `reads_direction` rule with a known optimizer s_k itself (the optimizer's tensors: read only), and
+        norms[k] = ‖step[k]‖. Rules with `captures_step = False` get empty lists and adapt in
+        `before_step` instead."""
 
     # -- the guard's restore ---------------------------------------------------------------------
     def rollback(self) -> bool:
@@ -213,7 +232,7 @@ class OnlineFactor(Factor):
         return {"scale": self.scale, "skipped": self.skipped, "restores": self.restores}
 
     def after_load(self) -> None:
-        self._outcome = None
+        self._outcome, self._moved = None, None
 
     def upgrade_state(self, state: dict[str, Any]) -> dict[str, Any]:
         """The state of lrcontrol ≤ 0.2 (the guard's fields inline, the rule's own under "online")."""
