@@ -54,7 +54,7 @@ def errors(name: str, lr: float, seed: int) -> tuple[float, float]:
     cls, kw = OPTIMIZERS[name]
     opt = cls(params, lr=lr, **kw)
     gen = torch.Generator().manual_seed(seed)
-    for step in range(21):
+    for _ in range(21):
         idx = torch.randint(0, len(x), (128,), generator=gen)
         loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
         opt.zero_grad()

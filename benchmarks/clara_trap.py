@@ -32,8 +32,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).parent))
 from clara_auto_d import _load  # noqa: E402  (the same data preparation as the d="auto" study)
 
@@ -144,11 +142,15 @@ def evaluate(records: list[dict]) -> str:
     missed = [r for items in groups.values() for o, f, r in items if o == "trapped" and f is None]
     false = [(f, r) for items in groups.values() for o, f, r in items if o == "healthy" and f is not None]
     for r in missed:
-        lines.append(f"\nmissed: {r['task']} {r['optimizer']} η0={r['lr']:g} seed {r['seed']} {r['method']}: "
-                     f"{r['acc']:.1f} %, final η {r['final_lr']:.3g}")
+        lines.append(
+            f"\nmissed: {r['task']} {r['optimizer']} η0={r['lr']:g} seed {r['seed']} {r['method']}: "
+            f"{r['acc']:.1f} %, final η {r['final_lr']:.3g}"
+        )
     for f, r in false:
-        lines.append(f"\nfalse alarm at step {f}: {r['task']} {r['optimizer']} η0={r['lr']:g} seed {r['seed']} "
-                     f"{r['method']}: {r['acc']:.1f} %")
+        lines.append(
+            f"\nfalse alarm at step {f}: {r['task']} {r['optimizer']} η0={r['lr']:g} seed {r['seed']} "
+            f"{r['method']}: {r['acc']:.1f} %"
+        )
     return "\n".join(lines)
 
 

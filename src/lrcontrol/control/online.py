@@ -56,8 +56,8 @@ from typing import Any, ClassVar
 import torch
 
 from lrcontrol.control.base import Context, Factor
-from lrcontrol.control.guard import GUARD_PARAMS, Guard
 from lrcontrol.control.direction import DirectionReader
+from lrcontrol.control.guard import GUARD_PARAMS, Guard
 from lrcontrol.errors import LRControlError
 from lrcontrol.params import Param
 
@@ -81,7 +81,17 @@ class OnlineFactor(Factor):
     params: ClassVar[tuple[Param, ...]] = ONLINE_PARAMS
     #: whether the base class measures the step taken (θ_before − θ_after) and passes it to `adapt`
     captures_step: ClassVar[bool] = True
-    transient: ClassVar[tuple[str, ...]] = ("tensors", "tensor_group", "sizes", "step_lrs", "_before", "_outcome", "reader", "_moved", "step_scales")
+    transient: ClassVar[tuple[str, ...]] = (
+        "tensors",
+        "tensor_group",
+        "sizes",
+        "step_lrs",
+        "_before",
+        "_outcome",
+        "reader",
+        "_moved",
+        "step_scales",
+    )
     #: a rule that needs only the direction of the step (CLARA): for an optimizer that
     #: `DirectionReader` knows, `adapt` gets the optimizer's own direction s_k (exact in float32, and
     #: no copy of θ) instead of the displacement; `step_scales[k]` says how long the step along it was
@@ -114,7 +124,9 @@ class OnlineFactor(Factor):
         # transient: the state between the hooks and controller.step()
         self._before: list[torch.Tensor] | None = None
         self._outcome: Any = None
-        self.reader = DirectionReader.of(ctx.optimizer, self.tensors, self.tensor_group) if self.reads_direction else None
+        self.reader = (
+            DirectionReader.of(ctx.optimizer, self.tensors, self.tensor_group) if self.reads_direction else None
+        )
         self._moved: list[bool] | None = None  # this step reads the optimizer's direction: who has a gradient
         #: the step just taken along step[k] was −step_scales[k]·step[k] (1 for the displacement)
         self.step_scales: list[float] = []
