@@ -182,21 +182,26 @@ AUTO = "clara(d='auto')"
 AUTO_VARIANT = "auto@rho="
 
 
-def method_names(rhos: tuple[float, ...] = ()) -> list[str]:
-    return ["plain", *[f"clara(d={d:g})" for d in FIXED_D], AUTO, *[f"{AUTO_VARIANT}{r:g}" for r in rhos]]
+def method_names(rhos: tuple[float, ...] = (), extra: tuple[str, ...] = ()) -> list[str]:
+    return ["plain", *[f"clara(d={d:g})" for d in FIXED_D], AUTO, *[f"{AUTO_VARIANT}{r:g}" for r in rhos], *extra]
 
 
 def short(method: str) -> str:
     if method.startswith(AUTO_VARIANT):
         return f"auto ρ={method[len(AUTO_VARIANT) :]}"
-    return {"plain": "plain", AUTO: "auto"}.get(method, method.replace("clara(d=", "d=").rstrip(")"))
+    if method.startswith("clara(d=") and method.count("=") == 1:
+        return method.replace("clara(d=", "d=").rstrip(")")
+    return {"plain": "plain", AUTO: "auto"}.get(method, method)
 
 
 def tables(records: list[dict]) -> str:
     """Markdown: per task and optimizer, accuracy per η0 × method; then the auto-vs-best-fixed summary."""
     rhos = sorted({float(r["method"][len(AUTO_VARIANT) :]) for r in records if r["method"].startswith(AUTO_VARIANT)})
-    methods = method_names(tuple(rhos))
-    autos = [AUTO] + methods[len(methods) - len(rhos) :]
+    known = set(method_names(tuple(rhos)))
+    extra = tuple(dict.fromkeys(r["method"] for r in records if r["method"] not in known))
+    present = {r["method"] for r in records}
+    methods = [m for m in method_names(tuple(rhos), extra) if m in present]
+    autos = [AUTO] + [m for m in methods if m.startswith(AUTO_VARIANT)] + list(extra)
     lines = []
     by = {}
     for r in records:
@@ -268,6 +273,13 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="also run d='auto' with this ρ (the floor of its saturation scale; a study option, repeatable)",
     )
+    parser.add_argument(
+        "--method",
+        action="append",
+        default=[],
+        help="also run this controller spec, compared like d='auto' (e.g. \"clara_published()\"; repeatable)",
+    )
+    parser.add_argument("--only-extra", action="store_true", help="run only plain, d=0.1, auto and the --method specs")
     parser.add_argument("--json", default=None, help="also write every run as JSON to this file")
     parser.add_argument("--from-json", default=None, help="print the tables of a saved --json file, run nothing")
     args = parser.parse_args(argv)
@@ -294,7 +306,10 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     records: list[dict] = []
     with ProcessPoolExecutor(max_workers=args.workers, initializer=_worker_init) as pool:
-        futures = [pool.submit(run_group, *cell, method_names(tuple(args.rho)), budget) for cell in cells]
+        methods = method_names(tuple(args.rho), tuple(args.method))
+        if args.only_extra:
+            methods = ["plain", "clara(d=0.1)", AUTO, *args.method]
+        futures = [pool.submit(run_group, *cell, methods, budget) for cell in cells]
         for i, fut in enumerate(futures, 1):
             records.extend(fut.result())
             print(f"\r{i}/{len(futures)} cells, {time.perf_counter() - start:.0f} s", end="", file=sys.stderr)

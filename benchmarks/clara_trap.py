@@ -95,6 +95,7 @@ def run(task: str, optimizer: str, lr: float, seed: int, method: str) -> dict:
         "loss": losses,
         "lrs": lrs,
         "ratio": ratios,
+        "ratio_max": len(clara.mu) / clara.mu_total,  # R when every tensor's steps are perfectly aligned
     }
 
 
@@ -106,13 +107,35 @@ def outcome(r: dict) -> str:
     return "healthy" if r["acc"] > chance + 10.0 else "weak"
 
 
-def replay(r: dict) -> int | None:
+_RATIO_MAX: dict[tuple[str, str], float] = {}
+
+
+def ratio_max(r: dict) -> float:
+    """K/Σμ of the run's model and optimizer (traces of an older version of this script lack it)."""
+    if "ratio_max" in r:
+        return r["ratio_max"]
+    key = (r["task"], r["optimizer"])
+    if key not in _RATIO_MAX:
+        import torch
+
+        import lrcontrol
+
+        xtr, _, _, _, classes = _load(r["task"], FASHION_TRAIN)
+        sizes = widths(r["task"], xtr.shape[1], classes)
+        params = [p for a, b in zip(sizes[:-1], sizes[1:]) for p in torch.nn.Linear(a, b).parameters()]
+        _, ctl = lrcontrol.build(params, f"{r['optimizer']}(lr=0.1) + clara()")
+        _RATIO_MAX[key] = len(ctl.factors[-1].mu) / ctl.factors[-1].mu_total
+    return _RATIO_MAX[key]
+
+
+def replay(r: dict, **constants: float) -> int | None:
     """The step at which the detector fires on this trace, or None."""
     from lrcontrol.control.trap import TrapDetector
 
-    det = TrapDetector()
+    det = TrapDetector(**constants)
+    top = ratio_max(r)
     for t, (loss, ratio) in enumerate(zip(r["loss"], r["ratio"])):
-        if det.update(loss, ratio):
+        if det.update(loss, ratio, top):
             return t
     return None
 

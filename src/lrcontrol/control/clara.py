@@ -1,7 +1,9 @@
 """CLARA: cumulative path-length learning-rate adaptation (Atamna, Maus, Kievelitz, Glasmachers 2025,
 arXiv 2508.05408; METHODS.md §4.1), for SGD, Adam/AdamW and any other optimizer.
 
-The rule, per parameter tensor k, with ŝ_t^k = −Δθ_t^k/‖Δθ_t^k‖ the normalised step actually taken:
+The rule, per parameter tensor k, with ŝ_t^k the normalised direction of the step actually taken — read
+from the optimizer where it is known (SGD: g or its momentum buffer; Adam/AdamW: m̂/(√v̂ + ε);
+control/direction.py: exact in float32, no copy of θ), else from the displacement −Δθ_t^k/‖Δθ_t^k‖:
 
     p_t^k   = (1 − c)·p_{t−1}^k + c·ŝ_t^k                    p_0 = 0, c = 0.2
     R_t     = Σ_k ‖p_t^k‖² / Σ_k μ_k                         (= Σ_k ‖p_t^k‖²/(K·μ) when all μ_k = μ)
@@ -12,9 +14,10 @@ cancel (oscillation) it is shorter and η shrinks. One global multiplier for the
 (composable with any schedule); normalisation per tensor.
 
 Variants (`variant=`): "plain" — the optimizer's own step; "unit" — after the optimizer's step each
-tensor's displacement is rescaled to length η (the group's LR), i.e. θ ← θ_before + η·Δθ/‖Δθ‖, which
+tensor's step along s is replaced by one of length η (the group's LR), θ ← θ_before − η·ŝ, which
 is the authors' "unit step direction" for SGD (θ − η·g/‖g‖) and for Adam (θ − η·a/‖a‖ with
-a = m̂/(√v̂ + ε)).
+a = m̂/(√v̂ + ε)). `reference="published"` (and `clara_published`, their defaults) uses the authors'
+μ: one value, that of a single tensor of all N parameters, for every tensor.
 
 The reference μ_k (and σ_k)
 ---------------------------
@@ -101,6 +104,7 @@ import torch
 
 from lrcontrol.control.base import Context
 from lrcontrol.control.online import ONLINE_PARAMS, OnlineFactor
+from lrcontrol.control.trap import TRAP_CUT, TrapDetector
 from lrcontrol.errors import LRControlError
 from lrcontrol.optim.modes import set_train_mode
 from lrcontrol.params import Param
@@ -320,6 +324,14 @@ class Clara(OnlineFactor):
             type="str",
             choices=("noise", "published"),
         ),
+        Param(
+            "trap",
+            "watch",
+            "the dead/chaotic-network detector (control/trap.py): watch counts its alarms (`trap_alarms`); "
+            "cut also divides η by 100 and restarts the path at each alarm",
+            type="str",
+            choices=("watch", "cut"),
+        ),
     ) + ONLINE_PARAMS
     example = "clara(d=0.01)"
     examples = (
@@ -355,6 +367,7 @@ class Clara(OnlineFactor):
         self.rate = auto_rate(ctx.total_steps)
         # z at which tanh saturates: two noise σ, but never less than R − 1 = ±AUTO_RHO
         self.auto_z0 = max(AUTO_Z0, AUTO_RHO * self.mu_total / self.sigma_total) if self.sigma_total > 0 else AUTO_Z0
+        self.detector = TrapDetector()
 
     # -- the unit-step variant rescales the step just taken ------------------------------------
     def transform_step(self, step: list[torch.Tensor], norms: list[float]) -> None:
@@ -391,6 +404,11 @@ class Clara(OnlineFactor):
         else:
             change = self.damping * (self.ratio - 1.0)
         self.set_scale(self.scale * math.exp(change))
+        # R when every tensor's steps are aligned is K/Σμ_k: the detector reads R in units of it
+        if loss is not None and self.detector.update(loss, self.ratio, len(self.mu) / self.mu_total):
+            if self.config["trap"] == "cut":
+                self.set_scale(self.scale * TRAP_CUT)
+                self.on_restore()
 
     @property
     def paths(self) -> list[torch.Tensor]:
@@ -403,7 +421,17 @@ class Clara(OnlineFactor):
 
     # -- observables and state ----------------------------------------------------------------
     def observables(self) -> dict[str, Any]:
-        return {**super().observables(), "ratio": self.ratio, "zscore": self.zscore}
+        return {
+            **super().observables(),
+            "ratio": self.ratio,
+            "zscore": self.zscore,
+            "trap_alarms": self.detector.alarms,
+        }
+
+    def upgrade_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        state = super().upgrade_state(state)
+        state.setdefault("detector", TrapDetector().state_dict())  # saved before the detector existed
+        return state
 
     def upgrade_online_state(self, online: dict[str, Any]) -> dict[str, Any]:
         if "paths" in online:  # the state of lrcontrol 0.1 kept p itself: p = 1·p
