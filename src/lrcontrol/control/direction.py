@@ -12,7 +12,7 @@ For the optimizers below the direction is read from what the optimizer itself us
 - `torch.optim.SGD` without momentum: s = g (the gradient, read in place: no copy at all);
 - with momentum μ (dampening any): s = b_t, the momentum buffer after the step; Nesterov: g + μ·b_t;
 - `torch.optim.Adam` / `AdamW`: s = m̂/(√v̂ + ε) (AMSGrad: the running maximum of v̂), computed as
-  (√bc₂/bc₁)·m/(√v + ε·√bc₂) with bc_i = 1 − β_i^t; the AdamW decay term η·λ·θ carries no gradient
+  (√bc₂/bc₁)·m/(√v + ε·√bc₂) with bc_i = 1 − β_i^t into one buffer the size of θ; the AdamW decay term η·λ·θ carries no gradient
   information and is not part of s (it is part of the step taken, and stays in it).
 
 These are exact under the optimizers' own formulas (torch 2.x), checked by tests. Anything else — other
@@ -46,6 +46,7 @@ class DirectionReader:
         self.tensors = tensors
         self.tensor_group = tensor_group
         self.kind = "sgd" if type(optimizer) is torch.optim.SGD else "adam"
+        self.buffers: list[torch.Tensor] | None = None  # Adam's direction, written in place every step
 
     @classmethod
     def of(
@@ -97,24 +98,24 @@ class DirectionReader:
                     dirs.append(torch.empty(0))
                     scales.append(0.0)
             return dirs, scales
-        # Adam / AdamW: m/(√v + ε√bc₂), in three foreach passes over the moving tensors
-        ms, vs, offsets, factors = [], [], [], []
+        # Adam / AdamW: m/(√v + ε√bc₂) in three passes into a buffer kept per tensor. A per-tensor loop
+        # with out= writes: the foreach ops have no out= form, and allocating their results every step
+        # (page faults on CPU) or the in-place foreach chain (five passes) measured slower.
+        if self.buffers is None:
+            self.buffers = [torch.empty_like(p, memory_format=torch.preserve_format) for p in self.tensors]
+        found = {}
         for k in index:
             p, group = self.tensors[k], groups[self.tensor_group[k]]
             st = state[p]
             beta1, beta2 = group["betas"]
             t = float(st["step"])
             bc1, bc2 = 1.0 - beta1**t, 1.0 - beta2**t
-            ms.append(st["exp_avg"])
-            vs.append(st["max_exp_avg_sq"] if group.get("amsgrad", False) else st["exp_avg_sq"])
-            offsets.append(float(group["eps"]) * math.sqrt(bc2))
-            factors.append(float(group["lr"]) * math.sqrt(bc2) / bc1)
-        computed: list[torch.Tensor] = []
-        if ms:
-            denom = torch._foreach_sqrt(vs)
-            torch._foreach_add_(denom, offsets)
-            computed = list(torch._foreach_div(ms, denom))
-        found = dict(zip(index, zip(computed, factors)))
+            v = st["max_exp_avg_sq"] if group.get("amsgrad", False) else st["exp_avg_sq"]
+            buf = self.buffers[k]
+            torch.sqrt(v, out=buf)
+            buf.add_(float(group["eps"]) * math.sqrt(bc2))
+            torch.div(st["exp_avg"], buf, out=buf)
+            found[k] = (buf, float(group["lr"]) * math.sqrt(bc2) / bc1)
         for k in range(len(self.tensors)):
             if k in found:
                 dirs.append(found[k][0])
