@@ -43,7 +43,7 @@ def test_nonfinite_losses_are_ignored():
     assert _fires([float("nan")] * 100, [1.0] * 100) == []
 
 
-def _dead_relu_run(spec: str, steps: int = 60):
+def _dead_relu_run(spec: str, steps: int = 100):
     """A ReLU MLP whose units are all dead from the start: the loss sits at chance whatever η does."""
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 10))

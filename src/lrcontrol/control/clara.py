@@ -404,11 +404,19 @@ class Clara(OnlineFactor):
         else:
             change = self.damping * (self.ratio - 1.0)
         self.set_scale(self.scale * math.exp(change))
+        if loss is not None:
+            self._watch_trap(loss)
+
+    def on_step(self, t: int, loss: float | None) -> None:
+        super().on_step(t, loss)
+        if loss is not None and not math.isfinite(loss):  # adapt() did not run: the detector still counts it
+            self._watch_trap(loss)
+
+    def _watch_trap(self, loss: float) -> None:
         # R when every tensor's steps are aligned is K/Σμ_k: the detector reads R in units of it
-        if loss is not None and self.detector.update(loss, self.ratio, len(self.mu) / self.mu_total):
-            if self.config["trap"] == "cut":
-                self.set_scale(self.scale * TRAP_CUT)
-                self.on_restore()
+        if self.detector.update(loss, self.ratio, len(self.mu) / self.mu_total) and self.config["trap"] == "cut":
+            self.set_scale(self.scale * TRAP_CUT)
+            self.on_restore()
 
     @property
     def paths(self) -> list[torch.Tensor]:
