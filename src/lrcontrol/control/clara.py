@@ -341,6 +341,8 @@ class Clara(OnlineFactor):
         "clara(d='auto', variant='unit')",
         "clara(d=0.01, guard=False)",
         "clara(d=0.1, guard_every=3)",
+        "clara(d=0.01, reference='published')",
+        "clara(d=0.1, trap='cut')",
     )
     #: the noise reference and d="auto"'s constants are rebuilt by attach() (δ from the new total_steps)
     transient = ("mu", "sigma", "mu_total", "sigma_total", "rate", "auto_z0", "damping")
@@ -465,3 +467,4 @@ class ClaraPublished(Clara):
     name = "clara_published"
     params = _published_defaults(Clara.params)
     example = "clara_published(d=0.01)"
+    examples = ("clara_published()", "clara_published(d=0.01, variant='plain')", "clara_published(d='auto')")
