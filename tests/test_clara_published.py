@@ -115,10 +115,11 @@ def test_published_mode_reproduces_the_papers_lr_path_in_float64(problem, varian
         for d in (1e-3, 0.1):
             got, clara = controller_lr_path(problem, optimizer, variant, lr, d)
             # one μ(N) for every tensor, N the total count: R = Σ‖p‖²/(K·μ(N)); it is the μ of one tensor
-            # of N elements (up to the float32 rounding of the Monte-Carlo run, which depends on its layout)
+            # of N elements (to Monte-Carlo precision: the estimate shares its random stream with the
+            # other sizes simulated in the same run)
             mu = clara.mu[0]
             assert clara.mu == [mu] * len(clara.mu)
-            assert mu == pytest.approx(_mu(optimizer, problem), rel=1e-6)
+            assert mu == pytest.approx(_mu(optimizer, problem), rel=0.01)
             want = reference_lr_path(problem, optimizer, variant, lr, d, mu)
             assert np.all(np.isfinite(want))
             np.testing.assert_allclose(got, want, rtol=1e-9, err_msg=f"lr={lr} d={d}")

@@ -190,6 +190,11 @@ def test_states_saved_by_lrcontrol_0_2_resume_bit_for_bit():
         model.load_state_dict(record["saved"]["model"])
         opt.load_state_dict(record["saved"]["optimizer"])
         ctl.load_state_dict(record["saved"]["controller"])
+        for factor in ctl.factors:
+            if getattr(factor, "reader", None) is not None:
+                # 0.2.0 read CLARA's step from the displacement; since 0.3 it reads the optimizer's own
+                # direction, whose float rounding differs: the 0.2.0 continuation needs the old capture
+                factor.reader = None
         lrs = []
         for t in range(12, 30):
             x = torch.randn(16, 4, generator=torch.Generator().manual_seed(t))

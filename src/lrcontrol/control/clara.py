@@ -45,7 +45,7 @@ fed gradients that carry no information (i.i.d. N(0, I) noise), for a tensor of 
   constants (at least 100 steps) the mean and standard deviation of ‖p‖² over 300 steps and all rows
   give μ_k and σ_k (statistical error on μ about 0.2 % or less). Sizes above 4096 reuse the 4096
   estimate for μ (the finite-size correction is O(1/N)) and scale σ as 1/√N. Results are cached
-  per (optimizer class, hyperparameters, c, size), use a private RNG per size (the caller's RNG streams are untouched) and are
+  per (optimizer class, hyperparameters, c, size), use a private RNG (the caller's RNG streams are untouched) and are
   deterministic. This requires an optimizer that acts elementwise (SGD, Adam, AdamW, RMSprop,
   Adagrad, Lion, …), which is what the "same optimizer driven by noise" reference means.
 
@@ -215,9 +215,7 @@ def monte_carlo_reference(
         bounds = [0]
         for m, r in zip(todo, rows):
             bounds.append(bounds[-1] + m * r)
-        # one private RNG per size: μ(n) depends on n and the optimizer only, not on which other sizes
-        # are simulated in the same run (or were cached before)
-        gens = [torch.Generator().manual_seed(20250807 + m) for m in todo]
+        gen = torch.Generator().manual_seed(20250807)
         flat = torch.zeros(bounds[-1], dtype=torch.float32, requires_grad=True)
         ref = _reference_optimizer(optimizer, group, flat)
         before = torch.empty_like(flat, requires_grad=False)
@@ -229,7 +227,7 @@ def monte_carlo_reference(
         with torch.no_grad():
             for step in range(burn_in + MC_SAMPLES):
                 before.copy_(flat)
-                flat.grad = torch.cat([torch.randn(m * r, generator=g) for m, r, g in zip(todo, rows, gens)])
+                flat.grad = torch.randn(flat.shape, generator=gen)
                 ref.step()
                 direction = before.sub_(flat)
                 for span, m, r in views:
@@ -374,6 +372,15 @@ class Clara(OnlineFactor):
     # -- the unit-step variant rescales the step just taken ------------------------------------
     def transform_step(self, step: list[torch.Tensor], norms: list[float]) -> None:
         if self.config["variant"] != "unit":
+            return
+        if self.reader is None or self._moved is None:
+            # the displacement (step = θ_before − θ_after, our own buffer): θ_after + step = θ_before, then
+            # θ_before − η·step/‖step‖ (the 0.2 arithmetic, kept bit for bit)
+            lengths = [self.step_lrs[g] if n > 0 else 0.0 for g, n in zip(self.tensor_group, norms)]
+            torch._foreach_add_(self.tensors, step)
+            torch._foreach_mul_(step, [length / n if n > 0 else 0.0 for length, n in zip(lengths, norms)])
+            torch._foreach_sub_(self.tensors, step)
+            norms[:] = lengths
             return
         # the optimizer moved θ by −scale·step; the unit step moves it by −η·step/‖step‖ instead:
         # θ ← θ_after + (scale − η/‖step‖)·step (one pass; `step` itself, maybe the optimizer's, is not changed)
