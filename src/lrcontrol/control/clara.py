@@ -45,7 +45,7 @@ fed gradients that carry no information (i.i.d. N(0, I) noise), for a tensor of 
   constants (at least 100 steps) the mean and standard deviation of ‖p‖² over 300 steps and all rows
   give μ_k and σ_k (statistical error on μ about 0.2 % or less). Sizes above 4096 reuse the 4096
   estimate for μ (the finite-size correction is O(1/N)) and scale σ as 1/√N. Results are cached
-  per (optimizer class, hyperparameters, c, size), use a private RNG (the caller's RNG streams are untouched) and are
+  per (optimizer class, hyperparameters, c, set of sizes simulated together), use a private RNG (the caller's RNG streams are untouched) and are
   deterministic. This requires an optimizer that acts elementwise (SGD, Adam, AdamW, RMSprop,
   Adagrad, Lion, …), which is what the "same optimizer driven by noise" reference means.
 
@@ -207,8 +207,16 @@ def monte_carlo_reference(
     distinct sizes, never over rows or elements).
     """
     group = optimizer.param_groups[group_index]
-    key = (type(optimizer).__module__, type(optimizer).__qualname__, _hyper_key(group), float(c))
     simulated = {n: min(n, MC_MAX_SIZE) for n in sizes}
+    # the sizes share one random stream, so the estimates depend on the set simulated together: cache
+    # per set, so that a model's reference never depends on what was attached before in the process
+    key = (
+        type(optimizer).__module__,
+        type(optimizer).__qualname__,
+        _hyper_key(group),
+        float(c),
+        tuple(sorted(set(simulated.values()))),
+    )
     todo = sorted({m for m in simulated.values() if key + (m,) not in _CACHE})
     if todo:
         rows = [math.ceil(MC_ELEMENTS / m) for m in todo]
