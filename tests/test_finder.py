@@ -13,10 +13,10 @@ import torch.nn.functional as F
 from typer.testing import CliRunner
 
 import lrcontrol
-import lrcontrol.finder as finder_module
+import lrcontrol.lr_range_test as finder_module
 from lrcontrol.cli import app
 from lrcontrol.errors import LRControlError
-from lrcontrol.finder import analyse_curve, find_lr
+from lrcontrol.lr_range_test import analyse_curve, find_lr
 
 
 # -- a real problem: scikit-learn's digits, a tiny MLP ---------------------------------------------

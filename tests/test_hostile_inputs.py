@@ -818,7 +818,7 @@ def test_a_full_disk_on_commit_is_one_line(tmp_path, monkeypatch):
 def test_library_entry_points_refuse_bad_numbers():
     """build(total_steps=nan) and find_lr's group scales (0 freezes a group, -1 climbs the loss)."""
     import lrcontrol
-    from lrcontrol.finder import find_lr
+    from lrcontrol.lr_range_test import find_lr
 
     params = [torch.nn.Parameter(torch.zeros(2))]
     for bad in (float("nan"), float("inf"), 2**60, 0, -3, 2.5):

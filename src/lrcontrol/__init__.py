@@ -1,14 +1,38 @@
-"""lrcontrol: every way of controlling the learning rate, as composable factors on any torch optimizer."""
+"""lrcontrol: every way of controlling the learning rate, as composable factors on any torch optimizer.
 
-from lrcontrol import tune  # noqa: E402  (a callable module: lrcontrol.tune(task, space, ...))
-from lrcontrol.api import build, control
-from lrcontrol.control.accounting import LRControlWarning
-from lrcontrol.control.base import Context, Factor, LRController
-from lrcontrol.errors import HorizonError, LRControlError, SpecError
-from lrcontrol.finder import LRFinderResult, find_lr
-from lrcontrol.spec import Spec, Term, canonical, parse
+`import lrcontrol` imports nothing heavy: each public name is imported on first use (PEP 562), so the
+command line (`lrcontrol --help`, `lrcontrol spec …`) starts without torch, and a training script
+pays for torch once, when it first touches `lrcontrol.build` or `lrcontrol.control`.
+
+`lrcontrol.control` is both the function `control(optimizer, spec)` and the package of controllers
+(`lrcontrol.control.schedules`, …): the package is callable (see `lrcontrol/control/__init__.py`);
+`lrcontrol.tune` likewise.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.2.0"
+
+#: public name -> the module that defines it
+_PUBLIC = {
+    "build": "lrcontrol.api",
+    "Context": "lrcontrol.control.base",
+    "Factor": "lrcontrol.control.base",
+    "LRController": "lrcontrol.control.base",
+    "LRControlWarning": "lrcontrol.control.accounting",
+    "HorizonError": "lrcontrol.errors",
+    "LRControlError": "lrcontrol.errors",
+    "SpecError": "lrcontrol.errors",
+    "LRFinderResult": "lrcontrol.lr_range_test",
+    "find_lr": "lrcontrol.lr_range_test",
+    "Spec": "lrcontrol.spec",
+    "Term": "lrcontrol.spec",
+    "canonical": "lrcontrol.spec",
+    "parse": "lrcontrol.spec",
+}
 
 __all__ = [
     "Context",
@@ -28,3 +52,26 @@ __all__ = [
     "parse",
     "tune",
 ]
+
+if TYPE_CHECKING:
+    from lrcontrol import control, tune
+    from lrcontrol.api import build
+    from lrcontrol.control.accounting import LRControlWarning
+    from lrcontrol.control.base import Context, Factor, LRController
+    from lrcontrol.errors import HorizonError, LRControlError, SpecError
+    from lrcontrol.lr_range_test import LRFinderResult, find_lr
+    from lrcontrol.spec import Spec, Term, canonical, parse
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("control", "tune"):  # callable packages; importing one binds lrcontrol.<name> for good
+        return importlib.import_module(f"lrcontrol.{name}")
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(_PUBLIC[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'lrcontrol' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lrcontrol.cli import (
     bench,  # noqa: F401,E402  (registers: run, sweep, summary, export)
-    finder,  # noqa: F401,E402  (registers: find-lr)
+    find_lr,  # noqa: F401,E402  (registers: find-lr)
     methods,  # noqa: F401,E402  (registers: methods, spec)
     report,  # noqa: F401,E402  (registers: report, plot)
     tasks,  # noqa: F401,E402  (registers: tasks)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
@@ -10,7 +10,10 @@ from rich.text import Text
 
 from lrcontrol.cli.common import app, console, handles_errors, markup, print_json
 from lrcontrol.errors import LRControlError
-from lrcontrol.tasks import FAMILIES, SIZES, Task, get_task, list_tasks
+from lrcontrol.tasks.names import FAMILIES, SIZES
+
+if TYPE_CHECKING:
+    from lrcontrol.tasks.base import Task
 
 
 def _size_info(task: Task) -> dict[str, Any]:
@@ -18,6 +21,8 @@ def _size_info(task: Task) -> dict[str, Any]:
 
 
 def _describe(name: str, size: str, with_meta: bool) -> dict[str, Any]:
+    from lrcontrol.tasks import get_task
+
     tasks = {s: get_task(name, s) for s in SIZES}
     task = tasks[size]
     entry: dict[str, Any] = {
@@ -60,6 +65,8 @@ def tasks_cmd(
     """
     if size not in SIZES:
         raise LRControlError(f"unknown task size {size!r}; choose one of {', '.join(SIZES)}")
+    from lrcontrol.tasks import get_task, list_tasks
+
     selected = list(names) if names else list_tasks(family)
     if names and family is not None:
         if family not in FAMILIES:

@@ -1,4 +1,4 @@
-"""ALeRA and SALeRA: per-layer learning rates from the path of normalised raw gradients (METHODS.md §4.2).
+"""ALeRA and SALeRA: per-layer learning rates from the path of normalised raw gradients; docs/online.md.
 
 Schoenauer-Sebag, Schoenauer & Sebag (2017), "Stochastic gradient descent: going as fast as possible
 but not faster", arXiv 1709.01427. For each layer ℓ (N_ℓ parameters), at every step t:
@@ -56,7 +56,7 @@ from lrcontrol.control.base import Context
 from lrcontrol.control.online import ONLINE_PARAMS, OnlineFactor
 from lrcontrol.errors import LRControlError
 from lrcontrol.params import Param
-from lrcontrol.registry import register_factor
+from lrcontrol.registration import register_factor
 
 #: the paper's threshold below which a layer's gradient is considered zero and its path not updated
 _TINY_GRADIENT = 1e-6

@@ -1,6 +1,6 @@
 """The controller interface: every way of moving the LR is one multiplicative factor.
 
-    lr_t(group) = base_lr(group) · m_1(t) · m_2(t) · … · m_k(t)          (METHODS.md §1)
+    lr_t(group) = base_lr(group) · m_1(t) · m_2(t) · … · m_k(t)
 
 A `Factor` is one m_i. An `LRController` attaches a stack of factors to any
 `torch.optim.Optimizer`, keeps every parameter group's own base LR, and sets the product before each

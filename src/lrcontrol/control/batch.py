@@ -32,7 +32,7 @@ from lrcontrol.control.base import Context, Factor, LRController
 from lrcontrol.control.schedules import Schedule
 from lrcontrol.errors import LRControlError
 from lrcontrol.params import REQUIRED, Param
-from lrcontrol.registry import register_factor
+from lrcontrol.registration import register_factor
 
 
 @register_factor

@@ -1,5 +1,5 @@
 """CLARA: cumulative path-length learning-rate adaptation (Atamna, Maus, Kievelitz, Glasmachers 2025,
-arXiv 2508.05408; METHODS.md §4.1), for SGD, Adam/AdamW and any other optimizer.
+arXiv 2508.05408; docs/clara.md), for SGD, Adam/AdamW and any other optimizer.
 
 The rule, per parameter tensor k, with ŝ_t^k the normalised direction of the step actually taken — read
 from the optimizer where it is known (SGD: g or its momentum buffer; Adam/AdamW: m̂/(√v̂ + ε);
@@ -108,7 +108,7 @@ from lrcontrol.control.trap import TRAP_CUT, TrapDetector
 from lrcontrol.errors import LRControlError
 from lrcontrol.optim.modes import set_train_mode
 from lrcontrol.params import Param
-from lrcontrol.registry import register_factor
+from lrcontrol.registration import register_factor
 
 #: tensor sizes above this share the reference of a tensor of this size (μ), σ scaled as 1/√N
 MC_MAX_SIZE = 4096

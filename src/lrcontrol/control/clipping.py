@@ -24,7 +24,7 @@ import torch
 
 from lrcontrol.control.base import Factor
 from lrcontrol.params import REQUIRED, Param
-from lrcontrol.registry import register_factor
+from lrcontrol.registration import register_factor
 
 
 def _grads(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:

@@ -31,7 +31,7 @@ import torch
 
 from lrcontrol.errors import LRControlError, SpecError
 from lrcontrol.params import NameMap, Param
-from lrcontrol.registry import Entry, register
+from lrcontrol.registration import Entry, register
 
 PARAMS = (
     Param(

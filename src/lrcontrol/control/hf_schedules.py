@@ -28,7 +28,7 @@ from lrcontrol.control.base import Context
 from lrcontrol.control.schedules import Schedule
 from lrcontrol.errors import LRControlError
 from lrcontrol.params import Param, resolve_horizon
-from lrcontrol.registry import register_factor
+from lrcontrol.registration import register_factor
 
 _WARMUP = Param("warmup", 0, "warmup steps (int) or fraction of the run (float); LR 0 at step 0", type="horizon", low=0)
 _STEPS = Param("steps", 1.0, "T, the run the decay ends with: steps (int) or fraction of the run", type="horizon")

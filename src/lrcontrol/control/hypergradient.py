@@ -1,4 +1,4 @@
-"""Hypergradient descent: move each group's LR down the derivative of the loss with respect to it (METHODS.md §4.3).
+"""Hypergradient descent: move each group's LR down the derivative of the loss with respect to it; docs/online.md.
 
 Baydin, Cornish, Martínez Rubio, Schmidt & Wood (2018), "Online learning rate adaptation with
 hypergradient descent", ICLR. With s_{t−1} the direction of the previous step actually taken,
@@ -47,7 +47,7 @@ import torch
 from lrcontrol.control.base import Context
 from lrcontrol.control.online import ONLINE_PARAMS, OnlineFactor
 from lrcontrol.params import Param
-from lrcontrol.registry import register_factor
+from lrcontrol.registration import register_factor
 
 
 @register_factor

@@ -45,7 +45,7 @@ import torch
 from lrcontrol.control.base import Context, Factor
 from lrcontrol.errors import LRControlError
 from lrcontrol.params import Param
-from lrcontrol.registry import register_factor
+from lrcontrol.registration import register_factor
 
 
 def _ratio(coef: float, weight_norm: float, update_norm: float, lr: float, low: float, high: float) -> float | None:

@@ -22,7 +22,7 @@ import numpy as np
 
 from lrcontrol.control.base import Factor
 from lrcontrol.params import Param
-from lrcontrol.registry import register_factor
+from lrcontrol.registration import register_factor
 
 Z_CLIP = 4.0
 

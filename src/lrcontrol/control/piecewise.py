@@ -25,7 +25,7 @@ from lrcontrol.control.base import Context, Factor
 from lrcontrol.control.schedules import Schedule
 from lrcontrol.errors import LRControlError
 from lrcontrol.params import REQUIRED, Param, resolve_horizon
-from lrcontrol.registry import register_factor
+from lrcontrol.registration import register_factor
 
 _FACTOR = dict(low=0.0, low_open=True)
 

@@ -1,4 +1,4 @@
-"""Reactive rules: multipliers that react to observed losses (METHODS.md §3).
+"""Reactive rules: multipliers that react to observed losses; docs/edges.md for their edge cases.
 
 Both rules evaluate a monitored value at *evaluations*:
 
@@ -21,7 +21,7 @@ from lrcontrol.control.base import Factor, group_values
 from lrcontrol.control.snapshot import Snapshot
 from lrcontrol.errors import LRControlError
 from lrcontrol.params import Param
-from lrcontrol.registry import register_factor
+from lrcontrol.registration import register_factor
 
 _MONITOR = Param(
     "monitor", "val_loss", "metric to watch: a name passed to report(), or 'loss' for the training loss", type="str"

@@ -1,4 +1,4 @@
-"""Schedules: multipliers that are pure functions of the step t (METHODS.md §2).
+"""Schedules: multipliers that are pure functions of the step t; each class's docstring has its formula.
 
 Progress is p = t / T with T the planned number of steps (the horizon) and t = 0 … T−1, so the
 first step runs at p = 0 and a decay never reaches its end value exactly (as in torch).
@@ -23,7 +23,7 @@ from typing import ClassVar
 
 from lrcontrol.control.base import Context, Factor, group_values
 from lrcontrol.params import REQUIRED, Param, resolve_horizon
-from lrcontrol.registry import register_factor
+from lrcontrol.registration import register_factor
 
 _MIN_SCALE = Param("min_scale", 0.0, "end value as a fraction of the base LR", low=0.0, high=1.0, high_open=True)
 _MIN_LR = Param(

@@ -19,10 +19,10 @@ from typing import Any
 import torch
 
 from lrcontrol.errors import LRControlError
-from lrcontrol.optim import EFFECTIVE_LR
+from lrcontrol.optim.effective import EFFECTIVE_LR
 from lrcontrol.optim.free import lr_param, require_package, weight_decay_param
 from lrcontrol.params import Param
-from lrcontrol.registry import register_optimizer
+from lrcontrol.registration import register_optimizer
 
 try:  # the optional extra `lrcontrol[free]`
     import dog as dog_optimizer

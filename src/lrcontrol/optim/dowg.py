@@ -29,10 +29,10 @@ from typing import Any
 
 import torch
 
-from lrcontrol.optim import EFFECTIVE_LR
+from lrcontrol.optim.effective import EFFECTIVE_LR
 from lrcontrol.optim.free import lr_param, weight_decay_param
 from lrcontrol.params import Param
-from lrcontrol.registry import register_optimizer
+from lrcontrol.registration import register_optimizer
 
 
 def _global_norm(tensors: list[torch.Tensor]) -> float:

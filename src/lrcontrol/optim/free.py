@@ -43,10 +43,10 @@ import torch
 
 from lrcontrol.errors import LRControlError
 from lrcontrol.limits import MAX_LR, MIN_LR
-from lrcontrol.optim import EFFECTIVE_LR
+from lrcontrol.optim.effective import EFFECTIVE_LR
 from lrcontrol.optim.torch_optim import BETAS
 from lrcontrol.params import Param
-from lrcontrol.registry import register_optimizer
+from lrcontrol.registration import register_optimizer
 
 try:  # the LR-free packages are the optional extra `lrcontrol[free]`
     import dadaptation

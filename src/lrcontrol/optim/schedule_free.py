@@ -17,11 +17,11 @@ from typing import Any
 import torch
 
 from lrcontrol.errors import SpecError
-from lrcontrol.optim import EFFECTIVE_LR
+from lrcontrol.optim.effective import EFFECTIVE_LR
 from lrcontrol.optim.free import BETAS, FOREACH, lr_param, require_package, weight_decay_param
 from lrcontrol.optim.modes import check_train_ready
 from lrcontrol.params import Param
-from lrcontrol.registry import register_optimizer
+from lrcontrol.registration import register_optimizer
 
 try:  # the optional extra `lrcontrol[free]`
     import schedulefree

@@ -9,7 +9,7 @@ import torch
 from lrcontrol.errors import SpecError
 from lrcontrol.limits import MAX_LR, MIN_LR
 from lrcontrol.params import Param
-from lrcontrol.registry import register_optimizer
+from lrcontrol.registration import register_optimizer
 
 _LR = "base learning rate (every param group without its own lr gets it)"
 

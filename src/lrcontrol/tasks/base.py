@@ -22,8 +22,6 @@ from typing import Any
 
 import torch
 
-FAMILIES = ("synthetic", "tabular", "image", "sequence", "language")
-SIZES = ("smoke", "default")
 SPLITS = ("val", "test")
 #: splits `evaluate` accepts: the training split too, for tasks that record their final training metrics
 EVAL_SPLITS = (*SPLITS, "train")

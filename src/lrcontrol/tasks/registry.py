@@ -13,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from lrcontrol.errors import LRControlError
-from lrcontrol.tasks.base import FAMILIES, SIZES, Task
+from lrcontrol.tasks.base import Task
+from lrcontrol.tasks.names import FAMILIES, SIZES
 
 
 @dataclass(frozen=True)

@@ -285,7 +285,7 @@ class _Tune:
     def _trial(self, spec: str, budget: int) -> _Trial:
         """The run of `spec` at `budget`, planned for the full horizon, continuing the configuration's
         furthest run so far when it can (continuation on, and checkpoints to continue from)."""
-        from lrcontrol.bench.sweep import RunSpec
+        from lrcontrol.bench.run_spec import RunSpec
 
         continued = (
             self.settings.continuation

@@ -1,6 +1,6 @@
 """A base LR chosen by an LR range test, as one factor of a method: `adamw() + lr_from_finder() + cosine()`.
 
-The factor runs `lrcontrol.find_lr` (Smith 2017; METHODS.md §6) on the run's own model, loss and
+The factor runs `lrcontrol.find_lr` (Smith 2017; docs/finder.md) on the run's own model, loss and
 batches and makes the suggestion the base LR of the run:
 
     base_lr(group i) ← suggestion · base_lr(i) / base_lr(0)
@@ -38,7 +38,7 @@ import torch
 from lrcontrol.control.base import Context, Factor
 from lrcontrol.errors import LRControlError
 from lrcontrol.params import Param
-from lrcontrol.registry import register_factor
+from lrcontrol.registration import register_factor
 
 NEEDED = ("model", "loss_fn", "train_batches")
 
@@ -98,7 +98,7 @@ class LRFromFinder(Factor):
             return
         # Mark first: the sweep's own optimizer steps must not start another sweep.
         self.done = True
-        from lrcontrol.finder import find_lr
+        from lrcontrol.lr_range_test import find_lr
 
         ctx = self.ctx
         assert ctx is not None

@@ -17,7 +17,7 @@ sweep over eight decades that is four decades of η, and every rule read off it 
 torch-lr-finder do) is pushed towards too large an LR. The stop rule needs a causal curve, but the
 suggestions do not: they are read off a lag-free trend, a Gaussian-weighted local linear regression
 of the loss on log₁₀ η (bandwidth 0.25 decade), which also gives the slope directly
-(`local_linear_trend`). Suggestions (METHODS.md §6):
+(`local_linear_trend`). Suggestions (docs/finder.md):
 
 - steepest: the η where the trend falls fastest against log η (the most negative slope), looked
   for between the start and the minimum;

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import torch
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -45,8 +44,10 @@ def find_lr_cmd(
 
         lrcontrol find-lr --task fmnist-mlp --method "sgd(momentum=0.9)" --plot lr.png --json
     """
+    import torch
+
     from lrcontrol.api import make_optimizer
-    from lrcontrol.finder import check_settings, find_lr
+    from lrcontrol.lr_range_test import check_settings, find_lr
 
     spec = parse(method)
     if plot is not None:  # checked now, not after the whole test
