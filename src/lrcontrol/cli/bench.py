@@ -11,7 +11,6 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from lrcontrol.bench.store import check_store_file
 from lrcontrol.cli.common import (
     app,
     check_new_file,
@@ -31,6 +30,8 @@ from lrcontrol.limits import MAX_BUDGET, MAX_HORIZON, MAX_SEED, cpus, max_thread
 
 def _check_new_store_path(store: Path) -> None:
     """A store this command may create or add to: checked before any file or folder is made."""
+    from lrcontrol.bench.store import check_store_file  # here, not at import: the CLI starts without torch
+
     check_new_file(store, "--store")
     if store.exists():
         check_store_file(store)
@@ -407,6 +408,8 @@ def _open_existing(store: Path) -> Any:
         fail(f"{store} is a directory; give the store file, e.g. results/quick.db")
     if not store.exists():
         fail(f"no store at {store}; run a sweep first, e.g. lrcontrol sweep suites/smoke.toml --store {store}")
+    from lrcontrol.bench.store import check_store_file
+
     check_store_file(store)
     return Store(store, readonly=True)
 
