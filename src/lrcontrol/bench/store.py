@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import os
 import sqlite3
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,11 @@ class Store:
             check_store_file(self.path)
         self._sides = [self.path.with_name(self.path.name + s) for s in ("-wal", "-shm", "-journal")]
         for side in self._sides:  # SQLite's side files: a directory there fails mid-open
-            if side.exists() and not side.is_file():
+            try:
+                mode = side.stat().st_mode
+            except FileNotFoundError:  # absent, or removed meanwhile by another connection's SQLite
+                continue
+            if not stat.S_ISREG(mode):
                 raise LRControlError(f"{side} is not a regular file, so SQLite cannot use {self.path}; remove {side}")
         self._new_sides = [side for side in self._sides if not side.exists()]
         try:
