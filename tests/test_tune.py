@@ -41,6 +41,29 @@ def test_each_strategy_reaches_the_same_incumbent_from_the_same_seed(strategy, t
     assert min(t["objective"] for t in full) == next(t["objective"] for t in full if t["spec"] == first.incumbent)
 
 
+@pytest.mark.parametrize("strategy", ["smac-bo", "smac-mf"])
+def test_a_model_based_tune_goes_on_past_diverged_trials(strategy, tmp_path):
+    """SMAC3's random forest cannot fit an infinite crash cost (it aborted with 'Input y contains NaN'
+    once a trial diverged); failed trials get a finite cost, and the incumbent is a finished trial."""
+    kwargs = {"min_budget": 3} if strategy in MULTI_FIDELITY else {}
+    result = tune(
+        "sphere-10",
+        "sgd(lr=loguniform(1e-3, 1e4))",
+        strategy=strategy,
+        trials=12,
+        seed=0,
+        size="smoke",
+        budget=30,
+        store=tmp_path / "s.db",
+        **kwargs,
+    )
+    failed = [t for t in result.trials if t["objective"] is None]
+    assert failed, "the space must make some trials diverge, or this test checks nothing"
+    assert len(result.trials) >= 12 - len(failed)
+    assert not result.trajectory["diverged"]
+    assert result.incumbent in {t["spec"] for t in result.trials if t["objective"] is not None}
+
+
 def test_a_different_seed_draws_other_configurations(tmp_path):
     a = _tune(tmp_path / "a.db", "random", trials=3)
     b = tune(TASK, SPACE, strategy="random", trials=3, seed=4, size="smoke", store=tmp_path / "b.db")

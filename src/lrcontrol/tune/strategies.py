@@ -27,6 +27,9 @@ from typing import Any
 STRATEGIES = ("smac-mf", "smac-bo", "random", "hyperband", "sh")
 MULTI_FIDELITY = ("smac-mf", "hyperband", "sh")
 MODEL_BASED = ("smac-mf", "smac-bo")
+#: what SMAC3 is told for a failed trial before any trial has finished (costs are -accuracy, a loss or a
+#: regret: a failure first is taken as far worse than any of them)
+CRASH_COST_BEFORE_ANY_RESULT = 1e3
 
 
 def _ask_tell_only(config: Any, seed: int = 0, budget: float | None = None) -> float:
@@ -88,6 +91,7 @@ class SmacDriver:
             )
         self.smac = facade(scenario, _ask_tell_only, overwrite=True, logging_level=logging.ERROR, **kwargs)
         self._infos: dict[int, Any] = {}
+        self._costs: list[float] = []  # the finished trials' costs, for a failed trial's crash cost
 
     def ask(self) -> tuple[int, dict[str, Any], float | None]:
         info = self.smac.ask()
@@ -102,10 +106,25 @@ class SmacDriver:
 
         info = self._infos.pop(token)
         if cost is None:
-            value = TrialValue(cost=float("inf"), status=StatusType.CRASHED)
+            value = TrialValue(cost=self._crash_cost(), status=StatusType.CRASHED)
         else:
+            self._costs.append(float(cost))
             value = TrialValue(cost=float(cost), status=StatusType.SUCCESS)
         self.smac.tell(info, value, save=False)
+
+    def _crash_cost(self) -> float:
+        """A finite cost worse than every finished trial so far, for a failed one.
+
+        SMAC3's default crash cost is infinite, and its run-history encoder normalises the costs before
+        the random forest is fitted, so one infinite cost turns every target into NaN and the tune
+        aborts (a diverged trial at a large LR is common when tuning an LR). lrcontrol picks its
+        incumbent from its own trial records, where a failed trial has no objective, so this value only
+        steers SMAC's model away from the failed region.
+        """
+        if not self._costs:
+            return CRASH_COST_BEFORE_ANY_RESULT
+        worst, best = max(self._costs), min(self._costs)
+        return worst + max(worst - best, 1.0)
 
     def close(self) -> None:
         self._directory.cleanup()
