@@ -209,7 +209,7 @@ def test_salera_page_hinkley_alarm_restores_and_halves(third_loss, alarm):
 def test_rates_stay_within_bounds():
     tensors = two_tensors()
     optimizer = torch.optim.SGD(tensors, lr=LR)
-    controller = lrcontrol.control(optimizer, "alera(alpha=0.5, C=100.0, layers='tensor', max_scale=4.0, guard=False)")
+    controller = lrcontrol.control(optimizer, "alera(alpha=0.5, C=100.0, layers='tensor', ceiling=4.0, guard=False)")
     for grads in GRADS:
         step_with(optimizer, controller, tensors, grads)
     rates = controller.factors[0].rates

@@ -176,6 +176,124 @@ def test_the_guard_of_the_online_rules_is_in_the_canonical_spec():
     assert lrcontrol.control(opt, "alera(guard=False)").factors[0].guard is None
 
 
+#: tests/data/states-0.3.0.pt: each spec as lrcontrol 0.3 wrote it → the same controller in today's names
+#: (0.4 renamed the floors and ceilings: min_scale/max_scale of exponential, plateau, bold_driver and the
+#: online rules are floor/ceiling, plateau's min_lr is floor_lr; cosine keeps min_scale, its end value)
+SPECS_0_3 = {
+    "sgd(lr=0.2) + exponential(gamma=0.8, min_scale=0.05)": "sgd(lr=0.2) + exponential(gamma=0.8, floor=0.05)",
+    "sgd(lr=0.5) + plateau(patience=0, gamma=0.7, threshold=0.5, min_scale=0.1, monitor='loss', every=2)": (
+        "sgd(lr=0.5) + plateau(patience=0, gamma=0.7, threshold=0.5, floor=0.1, monitor='loss', every=2)"
+    ),
+    "sgd(lr=0.5) + plateau(patience=0, gamma=0.7, threshold=0.5, min_lr=[0.05], monitor='loss', every=2)": (
+        "sgd(lr=0.5) + plateau(patience=0, gamma=0.7, threshold=0.5, floor_lr=[0.05], monitor='loss', every=2)"
+    ),
+    "sgd(lr=0.5) + bold_driver(up=1.5, down=0.5, min_scale=0.2, max_scale=1.5, monitor='loss', every=1, rollback=True)": (
+        "sgd(lr=0.5) + bold_driver(up=1.5, down=0.5, floor=0.2, ceiling=1.5, monitor='loss', every=1, rollback=True)"
+    ),
+    "sgd(lr=0.2) + hypergradient(beta=0.01, min_scale=0.5, max_scale=2.0)": (
+        "sgd(lr=0.2) + hypergradient(beta=0.01, floor=0.5, ceiling=2.0)"
+    ),
+    "sgd(lr=0.5) + clara(d=0.1, min_scale=0.3, max_scale=1.2)": "sgd(lr=0.5) + clara(d=0.1, floor=0.3, ceiling=1.2)",
+    "adam(lr=0.05) + alera(alpha=0.1, C=0.01, min_scale=0.5, max_scale=2.0, guard=False)": (
+        "adam(lr=0.05) + alera(alpha=0.1, C=0.01, floor=0.5, ceiling=2.0, guard=False)"
+    ),
+    "sgd(lr=0.1) + warmup(3) + cosine(min_scale=0.1, steps=20)": "sgd(lr=0.1) + warmup(3) + cosine(min_scale=0.1, steps=20)",
+}
+
+
+def _resume(spec, record, fresh_capture=False):
+    """Resume `record` (a fixture's saved model, optimizer and controller) under `spec` for steps 12 … 29,
+    as scripts/write_resume_states.py ran them; the LRs and the final parameters."""
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.Tanh(), torch.nn.Linear(6, 1))
+    opt, ctl = lrcontrol.build(model.parameters(), spec, total_steps=30)
+    model.load_state_dict(record["saved"]["model"])
+    opt.load_state_dict(record["saved"]["optimizer"])
+    ctl.load_state_dict(record["saved"]["controller"])
+    for factor in ctl.factors:
+        if fresh_capture and getattr(factor, "reader", None) is not None:
+            # 0.2.0 read CLARA's step from the displacement; since 0.3 it reads the optimizer's own
+            # direction, whose float rounding differs: the 0.2.0 continuation needs the old capture
+            factor.reader = None
+    lrs = []
+    for t in range(12, 30):
+        x = torch.randn(16, 4, generator=torch.Generator().manual_seed(t))
+        loss = ((model(x).squeeze(1) - x[:, 0] * 3) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        ctl.step(loss)
+        lrs.append(ctl.lrs)
+    return lrs, list(model.parameters())
+
+
+def test_states_saved_by_lrcontrol_0_3_under_the_old_parameter_names_resume_bit_for_bit():
+    """The saved parameters are read under today's names: the floors bind in these runs, so a floor that
+    were lost on loading would change the LRs."""
+    from pathlib import Path
+
+    saved = torch.load(Path(__file__).parent / "data" / "states-0.3.0.pt", weights_only=True)
+    assert sorted(saved) == sorted(SPECS_0_3)
+    for old, record in saved.items():
+        lrs, params = _resume(SPECS_0_3[old], record)
+        assert lrs == record["lrs"], old
+        assert all(torch.equal(a, b) for a, b in zip(params, record["params"])), old
+
+
+@pytest.mark.parametrize(
+    "old,today,message",
+    [
+        (
+            "sgd(lr=0.5) + plateau(patience=0, gamma=0.7, threshold=0.5, min_scale=0.1, monitor='loss', every=2)",
+            "sgd(lr=0.5) + plateau(patience=0, gamma=0.7, threshold=0.5, floor=0.2, monitor='loss', every=2)",
+            "plateau: this state was saved with floor=0.1 but this controller has floor=0.2",
+        ),
+        (
+            "sgd(lr=0.5) + plateau(patience=0, gamma=0.7, threshold=0.5, min_lr=[0.05], monitor='loss', every=2)",
+            "sgd(lr=0.5) + plateau(patience=0, gamma=0.7, threshold=0.5, monitor='loss', every=2)",
+            r"plateau: this state was saved with floor_lr=\(0.05,\) but this controller has floor_lr=None",
+        ),
+        (
+            "sgd(lr=0.5) + clara(d=0.1, min_scale=0.3, max_scale=1.2)",
+            "sgd(lr=0.5) + clara(d=0.1, floor=0.3)",
+            "clara: this state was saved with ceiling=1.2 but this controller has ceiling=10000000000.0",
+        ),
+    ],
+)
+def test_a_0_3_state_is_refused_under_other_values_naming_todays_parameter(old, today, message):
+    from pathlib import Path
+
+    record = torch.load(Path(__file__).parent / "data" / "states-0.3.0.pt", weights_only=True)[old]
+    _, ctl = lrcontrol.build(torch.nn.Linear(4, 1).parameters(), today, total_steps=30)
+    with pytest.raises(LRControlError, match=message):
+        ctl.load_state_dict(record["saved"]["controller"])
+
+
+@pytest.mark.parametrize(
+    "spec,message",
+    [
+        (
+            "adam + plateau(min_scale=1e-4)",
+            "plateau() takes no argument 'min_scale': it was renamed 'floor' in lrcontrol 0.4",
+        ),
+        ("adam + plateau(min_lr=[1e-4])", "plateau() takes no argument 'min_lr': it was renamed 'floor_lr'"),
+        ("exponential(min_scale=0.01)", "exponential() takes no argument 'min_scale': it was renamed 'floor'"),
+        ("bold_driver(max_scale=10)", "bold_driver() takes no argument 'max_scale': it was renamed 'ceiling'"),
+        ("sgd + clara(min_scale=0.1)", "clara() takes no argument 'min_scale': it was renamed 'floor'"),
+        ("sgd + hypergradient(max_scale=5)", "hypergradient() takes no argument 'max_scale': it was renamed 'ceiling'"),
+    ],
+)
+def test_a_spec_with_a_renamed_parameter_names_the_new_name(spec, message):
+    import re
+
+    from lrcontrol.errors import SpecError
+
+    with pytest.raises(SpecError, match=re.escape(message)):
+        lrcontrol.canonical(spec)
+    with pytest.raises(LRControlError, match=re.escape(message.split(":")[0])):
+        lrcontrol.registry.lookup(spec.split(" + ")[-1].split("(")[0]).factory(**{message.split("'")[1]: 0.5})
+
+
 def test_states_saved_by_lrcontrol_0_2_resume_bit_for_bit():
     """tests/data/states-0.2.0.pt: mid-run states written by lrcontrol 0.2.0 (the guard's fields inline,
     the bold driver's snapshot as an optimizer state_dict), with the LRs and parameters 0.2.0 went on to."""
@@ -184,25 +302,6 @@ def test_states_saved_by_lrcontrol_0_2_resume_bit_for_bit():
     saved = torch.load(Path(__file__).parent / "data" / "states-0.2.0.pt", weights_only=True)
     assert len(saved) == 7
     for spec, record in saved.items():
-        torch.manual_seed(1)
-        model = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.Tanh(), torch.nn.Linear(6, 1))
-        opt, ctl = lrcontrol.build(model.parameters(), spec, total_steps=30)
-        model.load_state_dict(record["saved"]["model"])
-        opt.load_state_dict(record["saved"]["optimizer"])
-        ctl.load_state_dict(record["saved"]["controller"])
-        for factor in ctl.factors:
-            if getattr(factor, "reader", None) is not None:
-                # 0.2.0 read CLARA's step from the displacement; since 0.3 it reads the optimizer's own
-                # direction, whose float rounding differs: the 0.2.0 continuation needs the old capture
-                factor.reader = None
-        lrs = []
-        for t in range(12, 30):
-            x = torch.randn(16, 4, generator=torch.Generator().manual_seed(t))
-            loss = ((model(x).squeeze(1) - x[:, 0] * 3) ** 2).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            ctl.step(loss)
-            lrs.append(ctl.lrs)
+        lrs, params = _resume(spec, record, fresh_capture=True)
         assert lrs == record["lrs"], spec
-        assert all(torch.equal(a, b) for a, b in zip(model.parameters(), record["params"])), spec
+        assert all(torch.equal(a, b) for a, b in zip(params, record["params"])), spec

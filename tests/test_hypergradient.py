@@ -125,7 +125,7 @@ def test_composes_with_a_schedule():
 def test_eta_stays_positive_and_bounded():
     tensors = zeros()
     optimizer = torch.optim.SGD(tensors, lr=LR)
-    spec = "hypergradient(beta=100.0, min_scale=0.001, max_scale=5.0, max_change=1e12, guard=False)"
+    spec = "hypergradient(beta=100.0, floor=0.001, ceiling=5.0, max_change=1e12, guard=False)"
     controller = lrcontrol.control(optimizer, spec)
     # g2·g1 = −6: the additive rule says η < 0, so η hits the floor; then g3·g2 = +6: η hits the ceiling
     flipped = [GRADS[0], ([-1.0, -2.0], [0.0, -1.0, 0.0]), ([-1.0, -2.0], [0.0, -1.0, 0.0])]

@@ -39,7 +39,7 @@ def _train(model, opt, ctl, x, y, steps: int, clip: float | None = None):
 def test_multiplier_stays_within_its_bounds():
     # a constant gradient: every step points the same way, so CLARA would raise η without end
     w = torch.nn.Parameter(torch.zeros(10))
-    opt, ctl = lrcontrol.build([w], "sgd(lr=1e-3) + clara(d=0.1, max_scale=20, guard=False)")
+    opt, ctl = lrcontrol.build([w], "sgd(lr=1e-3) + clara(d=0.1, ceiling=20, guard=False)")
     lrs = []
     for _ in range(100):
         w.grad = torch.ones(10)
@@ -48,7 +48,7 @@ def test_multiplier_stays_within_its_bounds():
         lrs.append(ctl.lrs[0])
     assert max(lrs) == pytest.approx(20 * 1e-3)
     w2 = torch.nn.Parameter(torch.zeros(10))
-    opt, ctl = lrcontrol.build([w2], "sgd(lr=1e-3) + clara(d=0.1, min_scale=0.5, guard=False)")
+    opt, ctl = lrcontrol.build([w2], "sgd(lr=1e-3) + clara(d=0.1, floor=0.5, guard=False)")
     for t in range(100):  # alternating steps: the path cancels, CLARA lowers η
         w2.grad = torch.ones(10) * (-1) ** t
         opt.step()

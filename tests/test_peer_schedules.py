@@ -174,7 +174,7 @@ COSINE_COMPOUNDS = {
         both([_cos10(i) * (0.4 + i / 4 * 0.6 if i < 4 else 1.0) for i in range(10)]),
     ),
     "test_compound_cosanneal_and_exp_lr": (
-        "cosine(steps=10, min_lr=[1e-10]) + exponential(gamma=0.1, min_scale=1e-300)",
+        "cosine(steps=10, min_lr=[1e-10]) + exponential(gamma=0.1, floor=1e-300)",
         both([_cos10(i) * 0.1**i for i in range(10)]),
     ),
 }
@@ -302,7 +302,7 @@ def run_plateau(spec: str, targets, metrics, epochs) -> None:
         _assert_close(seen[g], target[:epochs], f"{spec} group {g}")
 
 
-TORCH_PLATEAU = "eps=1e-8, min_scale=1e-12"  # torch's eps, and no floor above its min_lr = 0 in these runs
+TORCH_PLATEAU = "eps=1e-8, floor=1e-12"  # torch's eps, and no floor above its min_lr = 0 in these runs
 PLATEAU = {
     "test_reduce_lr_on_plateau1": (
         "threshold_mode='abs', threshold=0.01, patience=5, cooldown=5",
@@ -347,7 +347,7 @@ PLATEAU = {
         20,
     ),
     "test_reduce_lr_on_plateau8": (
-        "mode='max', threshold_mode='rel', min_lr=[0.4, 0.3], threshold=0.1, patience=5, cooldown=5",
+        "mode='max', threshold_mode='rel', floor_lr=[0.4, 0.3], threshold=0.1, patience=5, cooldown=5",
         [[0.5] * 6 + [0.4] * 14, [0.5] * 6 + [0.3] * 14],
         [1.5 * (1.005**i) for i in range(20)],
         20,

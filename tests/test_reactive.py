@@ -82,7 +82,7 @@ def test_bold_driver_smoothing_compares_smoothed_losses():
 
 
 def test_bold_driver_stays_within_its_bounds():
-    _, _, ctrl = _ctrl("bold_driver(up=10.0, max_scale=50.0, down=0.1, min_scale=0.01)")
+    _, _, ctrl = _ctrl("bold_driver(up=10.0, ceiling=50.0, down=0.1, floor=0.01)")
     for v in [1.0, 0.9, 0.8, 0.7, 0.6]:
         ctrl.report(val_loss=v)
     assert ctrl.lrs == [50.0]

@@ -96,7 +96,7 @@ def test_plateau_equals_torch_reduce_on_plateau():
         ('patience=0, threshold=0.05, threshold_mode="abs"', dict(patience=0, threshold=0.05, threshold_mode="abs")),
     ]:
         opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-        ctrl = lrcontrol.control(opt, f"plateau({kwargs}, min_scale=1e-4)")
+        ctrl = lrcontrol.control(opt, f"plateau({kwargs}, floor=1e-4)")
         topt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
         tsched = S.ReduceLROnPlateau(topt, min_lr=1e-4, **torch_kwargs)
         for m in metrics:

@@ -7,6 +7,7 @@ controllers receive already-checked values. Declaring a parameter once keeps tho
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -217,6 +218,21 @@ def _closest(name: str, names: Any) -> str:
 def closest_hint(name: str, names: Any) -> str:
     """' (did you mean 'x'?)' for the closest of `names`, or ''."""
     return _closest(name, names)
+
+
+def unknown_argument(owner: str, name: str, names: Any, renamed: Mapping[str, str] | None = None) -> str:
+    """The one-line error for an argument `owner` does not take.
+
+    renamed: old parameter names → today's (lrcontrol 0.4 gave floors and ceilings their own names;
+    `min_scale` had meant an end value in the decays and a floor elsewhere): an old name is answered
+    with the name it became, not with a guess."""
+    if renamed and name in renamed:
+        return (
+            f"{owner}() takes no argument {name!r}: it was renamed {renamed[name]!r} in lrcontrol 0.4; "
+            f"write {owner}({renamed[name]}=…)"
+        )
+    valid = ", ".join(names) or "none"
+    return f"{owner}() got an unknown argument {name!r}{_closest(name, names)}; valid: {valid}"
 
 
 def resolve_horizon(value: int | float, total_steps: int | None, owner: str, param: str) -> int:

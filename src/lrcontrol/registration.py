@@ -8,7 +8,7 @@ modules. So registering never depends on the registry having loaded, and there i
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from lrcontrol.params import NameMap, Param
@@ -38,6 +38,8 @@ class Entry:
     #: class's `examples` (options the first example leaves off); at least two per entry
     examples: tuple[str, ...] = ()
     one_lr: bool = False
+    #: old parameter names → today's, for the error that names the new one (`Factor.renamed`)
+    renamed: dict[str, str] = field(default_factory=dict, hash=False)
 
     def param(self, name: str) -> Param:
         for p in self.params:
@@ -102,6 +104,7 @@ def register_factor(cls: type) -> type:
             example=getattr(cls, "example", "") or next(iter(getattr(cls, "examples", ())), ""),
             optimizer=getattr(cls, "example_optimizer", ""),
             examples=tuple(dict.fromkeys(x for x in (getattr(cls, "example", ""), *getattr(cls, "examples", ())) if x)),
+            renamed=dict(getattr(cls, "renamed", {})),
         )
     )
     return cls

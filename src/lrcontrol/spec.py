@@ -135,10 +135,9 @@ def _term(node: ast.AST, text: str) -> Term:
     names = {p.name: p for p in params}
     for kw in kws:
         if kw.arg not in names:
-            from lrcontrol.params import closest_hint
+            from lrcontrol.params import unknown_argument
 
-            valid = ", ".join(names) or "none"
-            raise SpecError(f"{name}() got an unknown argument {kw.arg!r}{closest_hint(kw.arg, names)}; valid: {valid}")
+            raise SpecError(unknown_argument(name, kw.arg, names, entry.renamed))
         if kw.arg in given:
             raise SpecError(f"{name}() got {kw.arg!r} twice (positionally and by keyword)")
         given[kw.arg] = _literal(kw.value, f"{name}({kw.arg}=…)")
@@ -160,6 +159,11 @@ def make_term(entry: Entry, given: dict[str, Any]) -> Term:
             raise SpecError(f"{entry.name}() needs {p.name}: {p.doc} (e.g. {entry.example or entry.name + '(…)'})")
     unknown = set(given) - {p.name for p in entry.params}
     if unknown:
+        old = sorted(unknown & set(entry.renamed))
+        if old:
+            from lrcontrol.params import unknown_argument
+
+            raise SpecError(unknown_argument(entry.name, old[0], [p.name for p in entry.params], entry.renamed))
         raise SpecError(f"{entry.name}() got unknown argument(s) {sorted(unknown)}")
     term = Term(entry.name, tuple(args))
     if entry.kind != "optimizer":

@@ -36,7 +36,7 @@ exactly a per-tensor LR, and the optimizer's state is untouched. (For optimizers
 depends on the LR, e.g. D-Adaptation, it is an approximation; use `layers="group"` there.)
 
 Safeguards (shared with every online controller, `control/online.py`): each rate is clamped to
-[min_scale, max_scale] × base LR; a step with a non-finite gradient skips the adaptation (counted in
+[floor, ceiling] × base LR; a step with a non-finite gradient skips the adaptation (counted in
 `skipped`); the runaway guard (`guard=True`) checkpoints healthy states and, on a loss
 blow-up, a non-finite loss or a non-finite gradient, restores the last checkpoint (parameters and optimizer state),
 halves every rate and resets the paths. SALeRA's Page–Hinkley alarm uses the same restore. Under
@@ -223,7 +223,7 @@ class ALeRA(OnlineFactor):
         path_sq = [0.0] * len(self.rates)
         for k, n in zip(measured, path_norms):
             path_sq[self.layer_of[k]] += n * n
-        low, high, C = self.config["min_scale"], self.config["max_scale"], self.config["C"]
+        low, high, C = self.config["floor"], self.config["ceiling"], self.config["C"]
         for ell in live:
             self.counts[ell] += 1
             mu = alpha / (2.0 - alpha) * (1.0 - (1.0 - alpha) ** (2 * self.counts[ell]))

@@ -128,17 +128,17 @@ class Factor:
     extra_steps: int = 0
     #: attributes that are not runtime state (besides `ctx` and `config`); merged over the base classes
     transient: ClassVar[tuple[str, ...]] = ()
+    #: old parameter names → today's: a spec with an old name is refused naming the new one, and a
+    #: state saved under the old name is read as the new one (lrcontrol 0.4 renamed floors `floor`)
+    renamed: ClassVar[dict[str, str]] = {}
 
     def __init__(self, **kwargs: Any) -> None:
         known = {p.name: p for p in self.params}
         for key in kwargs:
             if key not in known:
-                from lrcontrol.params import closest_hint
+                from lrcontrol.params import unknown_argument
 
-                raise LRControlError(
-                    f"{self.name}() got an unknown argument {key!r}{closest_hint(key, known)}; "
-                    f"valid: {', '.join(known) or 'none'}"
-                )
+                raise LRControlError(unknown_argument(self.name, key, known, self.renamed))
         self.config: dict[str, Any] = {}
         for p in self.params:
             if p.name in kwargs:
@@ -193,6 +193,7 @@ class Factor:
         state = self.upgrade_state(dict(state))
         saved = state.pop("config", None)
         if saved is not None:
+            saved = {self.renamed.get(key, key): value for key, value in saved.items()}
             for key, value in self.config.items():
                 if key in saved and not _same_value(saved[key], value):
                     raise LRControlError(

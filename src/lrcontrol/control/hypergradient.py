@@ -21,7 +21,7 @@ In lrcontrol η is the group's whole LR, base × the other factors × this one; 
 β·(g_t·s_{t−1}) to that LR, so alone it is Baydin's rule exactly and under a schedule it adapts around it.
 
 Safeguards (the reference code's faults, fixed; shared with every online controller through
-`control/online.py`): η stays in [min_scale, max_scale] × base LR, so it can neither go negative nor
+`control/online.py`): η stays in [floor, ceiling] × base LR, so it can neither go negative nor
 drift upward without bound; one step moves η by at most a factor `max_change` (2) either way. With
 the paper's small β this never binds; it stops the additive rule from slamming η onto its floor after
 an overshoot (where g·s is large and negative), from where it could not climb back: at a tiny η the
@@ -135,7 +135,7 @@ class Hypergradient(OnlineFactor):
             if multiplicative:
                 grad_sq[g] += values[n + i] ** 2
                 move_sq[g] += values[2 * n + i] ** 2
-        beta, low, high = self.config["beta"], self.config["min_scale"], self.config["max_scale"]
+        beta, low, high = self.config["beta"], self.config["floor"], self.config["ceiling"]
         for g in sorted({self.tensor_group[k] for k in ks}):
             group = optimizer.param_groups[g]
             lr = float(group["lr"])

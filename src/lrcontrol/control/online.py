@@ -31,7 +31,7 @@ Behaviour worth knowing
 - **Non-finite input.** A non-finite displacement (a NaN/inf gradient always produces one for SGD
   and Adam-type optimizers) or a non-finite loss skips the adaptation; it is counted in `skipped`.
   The multiplier is never changed to a non-finite, zero or negative value: `set_scale` clamps to
-  [`min_scale`, `max_scale`] and ignores non-finite proposals.
+  [`floor`, `ceiling`] and ignores non-finite proposals.
 - **Runaway guard** (`guard=True`, the default, shown in the canonical spec; control/guard.py): on a
   loss blow-up or a non-finite loss or step, the last healthy checkpoint is restored, the multiplier
   is multiplied by `guard_decay` and the rule resets its statistics (`on_restore`). With
@@ -62,8 +62,8 @@ from lrcontrol.errors import LRControlError
 from lrcontrol.params import Param
 
 ONLINE_PARAMS: tuple[Param, ...] = (
-    Param("min_scale", 1e-10, "floor of the multiplier (a fraction of the base LR)", low=0.0, low_open=True),
-    Param("max_scale", 1e10, "ceiling of the multiplier (a multiple of the base LR)", low=1.0),
+    Param("floor", 1e-10, "lowest multiplier (a fraction of the base LR)", low=0.0, low_open=True),
+    Param("ceiling", 1e10, "highest multiplier (a multiple of the base LR)", low=1.0),
 ) + GUARD_PARAMS
 
 #: the outcome of the last optimizer step, between its hooks and controller.step(): a non-finite step
@@ -96,11 +96,12 @@ class OnlineFactor(Factor):
     #: `DirectionReader` knows, `adapt` gets the optimizer's own direction s_k (exact in float32, and
     #: no copy of θ) instead of the displacement; `step_scales[k]` says how long the step along it was
     reads_direction: ClassVar[bool] = False
+    renamed: ClassVar[dict[str, str]] = {"min_scale": "floor", "max_scale": "ceiling"}
 
     def check_config(self) -> None:
-        if self.config["min_scale"] > 1.0:
+        if self.config["floor"] > 1.0:
             raise LRControlError(
-                f"{self.name}(min_scale={self.config['min_scale']:g}) must be at most 1 so the start LR is allowed"
+                f"{self.name}(floor={self.config['floor']:g}) must be at most 1 so the start LR is allowed"
             )
 
     # -- attach ----------------------------------------------------------------------------------
@@ -142,11 +143,11 @@ class OnlineFactor(Factor):
         return self.scale
 
     def set_scale(self, value: float) -> None:
-        """Set the multiplier, clamped to [min_scale, max_scale]; a non-finite proposal is ignored."""
+        """Set the multiplier, clamped to [floor, ceiling]; a non-finite proposal is ignored."""
         if not math.isfinite(value):
             self.skipped += 1
             return
-        self.scale = min(max(value, self.config["min_scale"]), self.config["max_scale"])
+        self.scale = min(max(value, self.config["floor"]), self.config["ceiling"])
 
     # -- the optimizer's hooks: the shared step capture ------------------------------------------
     def on_pre_step(self, optimizer: torch.optim.Optimizer) -> None:

@@ -119,7 +119,14 @@ class Plateau(_Reactive):
             choices=("rel", "abs"),
         ),
         Param("cooldown", 0, "evaluations to wait after a cut before counting again", type="int", low=0),
-        Param("min_scale", 1e-6, "floor, as a fraction of the base LR", low=0.0, high=1.0, low_open=True),
+        Param(
+            "floor",
+            1e-6,
+            "lowest multiplier a cut may reach (a fraction of the base LR)",
+            low=0.0,
+            high=1.0,
+            low_open=True,
+        ),
         _MONITOR,
         _MODE,
         _EVERY,
@@ -127,17 +134,18 @@ class Plateau(_Reactive):
             "eps", 0.0, "a cut that would change a group's LR by this much or less is skipped (torch: 1e-8)", low=0.0
         ),
         Param(
-            "min_lr",
+            "floor_lr",
             None,
-            "absolute floor (torch's min_lr): one value, or one per param group",
+            "lowest absolute LR a cut may reach (torch's min_lr): one value, or one per param group",
             type="floats",
             nullable=True,
             low=0.0,
         ),
     )
+    renamed = {"min_scale": "floor", "min_lr": "floor_lr"}
     example = "plateau(patience=1)"
     examples = (
-        "plateau(patience=0, eps=1e-3, min_lr=[0.004, 0.01])",
+        "plateau(patience=0, eps=1e-3, floor_lr=[0.004, 0.01])",
         "plateau(patience=1)",
         "plateau(patience=0, mode='max', monitor='val_acc', cooldown=2)",
         "plateau(patience=1, monitor='loss', every=3, threshold_mode='abs')",
@@ -149,9 +157,9 @@ class Plateau(_Reactive):
         self.bad = 0
         self.cooldown_left = 0
         self.cuts = 0
-        # With min_lr or eps each group is cut on its own, as torch does (per-group floors and skips).
+        # With floor_lr or eps each group is cut on its own, as torch does (per-group floors and skips).
         self.group_scales: list[float] | None = None
-        if self.config["min_lr"] is not None or self.config["eps"] > 0:
+        if self.config["floor_lr"] is not None or self.config["eps"] > 0:
             self.group_scales = [1.0] * ctx.num_groups
 
     def multiplier(self, t: int) -> float | list[float]:
@@ -159,14 +167,14 @@ class Plateau(_Reactive):
 
     def _cut(self) -> None:
         gamma = self.config["gamma"]
-        self.scale = max(self.scale * gamma, self.config["min_scale"])
+        self.scale = max(self.scale * gamma, self.config["floor"])
         if self.group_scales is None:
             return
-        floors = group_values(self.config["min_lr"], self.ctx, self.name) or [0.0] * self.ctx.num_groups
+        floors = group_values(self.config["floor_lr"], self.ctx, self.name) or [0.0] * self.ctx.num_groups
         scales = []
         for s, base, floor in zip(self.group_scales, self.ctx.base_lrs, floors):
             old = s * base
-            new = max(old * gamma, floor, self.config["min_scale"] * base)
+            new = max(old * gamma, floor, self.config["floor"] * base)
             scales.append(new / base if old - new > self.config["eps"] else s)
         self.group_scales = scales
 
@@ -201,7 +209,7 @@ class Plateau(_Reactive):
 
     def upgrade_state(self, state: dict[str, Any]) -> dict[str, Any]:
         state = super().upgrade_state(state)
-        state.setdefault("group_scales", None)  # saved before per-group cuts (min_lr, eps) existed
+        state.setdefault("group_scales", None)  # saved before per-group cuts (floor_lr, eps) existed
         return state
 
     def observables(self) -> dict[str, Any]:
@@ -216,7 +224,7 @@ class BoldDriver(_Reactive):
     reference: lower → multiply by `up`; higher than reference × (1 + tolerance) or non-finite →
     multiply by `down`, and with `rollback=True` restore the parameters and optimizer state saved at
     the last accepted evaluation (the reference then stays). The multiplier stays within
-    [min_scale, max_scale].
+    [floor, ceiling].
     """
 
     name = "bold_driver"
@@ -233,12 +241,13 @@ class BoldDriver(_Reactive):
             high_open=True,
         ),
         Param("tolerance", 0.0, "relative increase tolerated before a cut", low=0.0),
-        Param("min_scale", 1e-6, "floor, as a fraction of the base LR", low=0.0, high=1.0, low_open=True),
-        Param("max_scale", 100.0, "ceiling, as a multiple of the base LR", low=1.0),
+        Param("floor", 1e-6, "lowest multiplier (a fraction of the base LR)", low=0.0, high=1.0, low_open=True),
+        Param("ceiling", 100.0, "highest multiplier (a multiple of the base LR)", low=1.0),
         _MONITOR,
         _MODE,
         _EVERY,
     )
+    renamed = {"min_scale": "floor", "max_scale": "ceiling"}
     example = "bold_driver(rollback=True)"
     examples = (
         "bold_driver(rollback=True)",
@@ -268,12 +277,12 @@ class BoldDriver(_Reactive):
                 self._save()
             return
         if current < self.reference:
-            self.scale = min(self.scale * self.config["up"], self.config["max_scale"])
+            self.scale = min(self.scale * self.config["up"], self.config["ceiling"])
             self.ups += 1
             self.reference = current
             self._save()
         elif not math.isfinite(current) or current > self.reference + abs(self.reference) * self.config["tolerance"]:
-            self.scale = max(self.scale * self.config["down"], self.config["min_scale"])
+            self.scale = max(self.scale * self.config["down"], self.config["floor"])
             self.downs += 1
             if self.snapshot is not None and self.snapshot.taken:
                 self.snapshot.restore()

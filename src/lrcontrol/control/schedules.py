@@ -13,6 +13,10 @@ Edges, the same for every schedule (docs/edges.md has the table):
 - Resuming with a different `total_steps`: decays follow the new horizon; warmups keep the length
   they were resolved to when the run started, and WSD's cooldown moves to the new end without
   touching the warmup or the stable phase.
+
+Names: `min_scale` (a fraction of the base LR) and `min_lr` (absolute, per group) are always the
+value a decay goes to — its end value, or the low point of a cycle. A clamp that binds only when a
+rule would go lower is a `floor` (`exponential(floor=…)`, as in the reactive and online rules).
 """
 
 from __future__ import annotations
@@ -64,7 +68,7 @@ class Schedule(Factor):
     def value(self, t: int) -> float | list[float]:
         raise NotImplementedError
 
-    def floors(self) -> list[float]:
+    def end_values(self) -> list[float]:
         """The end value per group as a fraction of its base LR: min_lr / base when an absolute min_lr
         is given (each group then has its own fraction), min_scale otherwise."""
         absolute = group_values(self.config.get("min_lr"), self.ctx, self.name)
@@ -74,7 +78,7 @@ class Schedule(Factor):
 
     def between(self, f: float) -> float | list[float]:
         """m + (1 − m)·f for each group's floor m (one float when all groups share it)."""
-        values = [m + (1.0 - m) * f for m in self.floors()]
+        values = [m + (1.0 - m) * f for m in self.end_values()]
         return values[0] if len(set(values)) == 1 else values
 
 
@@ -149,20 +153,32 @@ class MultiStep(Schedule):
 
 @register_factor
 class Exponential(Schedule):
-    """Exponential decay: gamma^t, never below min_scale (torch ExponentialLR)."""
+    """Exponential decay: max(gamma^t, floor) (torch ExponentialLR, which has no floor).
+
+    The floor (default 1e-8 of the base LR) keeps gamma^t from underflowing to an LR float32 loses;
+    torch's ExponentialLR goes on decaying.
+    """
 
     name = "exponential"
     examples = (
         "exponential(gamma=0.9)",
-        "exponential(gamma=0.5, min_scale=0.01)",
+        "exponential(gamma=0.5, floor=0.01)",
     )
     params = (
         Param("gamma", 0.999, "factor applied every step", low=0.0, high=1.0, low_open=True),
-        Param("min_scale", 1e-8, "floor, as a fraction of the base LR", low=0.0, low_open=True, high=1.0),
+        Param(
+            "floor",
+            1e-8,
+            "lowest multiplier: gamma^t stops here (a fraction of the base LR)",
+            low=0.0,
+            low_open=True,
+            high=1.0,
+        ),
     )
+    renamed = {"min_scale": "floor"}
 
     def value(self, t: int) -> float:
-        return max(self.config["gamma"] ** t, self.config["min_scale"])
+        return max(self.config["gamma"] ** t, self.config["floor"])
 
 
 @register_factor

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lrcontrol.errors import SpecError
-from lrcontrol.params import Param, closest_hint
+from lrcontrol.params import Param, closest_hint, unknown_argument
 from lrcontrol.spec import MAX_SPEC_LENGTH, Spec, _flatten_sum, _literal, format_value, make_term
 
 RANGES = ("uniform", "loguniform", "intrange", "logintrange", "choice")
@@ -182,9 +182,7 @@ def _space_term(node: ast.AST, text: str) -> SpaceTerm:
     pairs = [(p.name, a) for p, a in zip(entry.params, pos)]
     for kw in kws:
         if kw.arg not in params:
-            raise SpecError(
-                f"{name}() got an unknown argument {kw.arg!r}{closest_hint(kw.arg, params)}; valid: {', '.join(params) or 'none'}"
-            )
+            raise SpecError(unknown_argument(name, kw.arg, params, entry.renamed))
         if kw.arg in dict(pairs):
             raise SpecError(f"{name}() got {kw.arg!r} twice")
         pairs.append((kw.arg, kw.value))
