@@ -31,19 +31,6 @@ methods = ["sgd + constant()", "adam + warmup(0.2) + cosine()"]
 RUNS = 8
 
 
-def comparable(store_path: Path) -> dict[str, dict]:
-    with Store(store_path, readonly=True) as db:
-        rows = db.records()
-        assert db.integrity_ok()
-    out = {}
-    for r in map(dict, rows):
-        for name in ("wall_time", "finished_at"):
-            r.pop(name)
-        r["trajectory"].pop("wall_time")
-        out[r["key"]] = r
-    return out
-
-
 @pytest.fixture(scope="module")
 def sweep_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("sweep") / "t.toml"
@@ -52,7 +39,7 @@ def sweep_file(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def reference(sweep_file, tmp_path_factory) -> dict[str, dict]:
+def reference(comparable, sweep_file, tmp_path_factory) -> dict[str, dict]:
     """One sweep alone on two workers."""
     store = tmp_path_factory.mktemp("ref") / "ref.db"
     with Store(store) as db:
@@ -61,7 +48,7 @@ def reference(sweep_file, tmp_path_factory) -> dict[str, dict]:
     return comparable(store)
 
 
-def test_two_sweeps_at_once_train_each_run_once_and_match_a_single_sweep(sweep_file, reference, tmp_path):
+def test_two_sweeps_at_once_train_each_run_once_and_match_a_single_sweep(comparable, sweep_file, reference, tmp_path):
     store, log = tmp_path / "s.db", tmp_path / "trained.log"
     env = dict(os.environ, LRCONTROL_TRAIN_LOG=str(log))
     command = [sys.executable, "-m", "lrcontrol", "sweep", str(sweep_file), "--store", str(store), "--workers", "1"]
@@ -79,7 +66,7 @@ def test_two_sweeps_at_once_train_each_run_once_and_match_a_single_sweep(sweep_f
         assert db.query("SELECT count(*) AS n FROM leases") == [{"n": 0}]  # every lease released on exit
 
 
-def test_two_dask_clients_on_one_store_share_the_runs(sweep_file, reference, tmp_path, monkeypatch):
+def test_two_dask_clients_on_one_store_share_the_runs(comparable, sweep_file, reference, tmp_path, monkeypatch):
     distributed = pytest.importorskip("distributed")
     log = tmp_path / "trained.log"
     monkeypatch.setenv("LRCONTROL_TRAIN_LOG", str(log))  # in-process workers see this process's environment
@@ -103,7 +90,7 @@ def test_two_dask_clients_on_one_store_share_the_runs(sweep_file, reference, tmp
     assert comparable(tmp_path / "s.db") == reference
 
 
-def test_leases_of_a_dead_sweep_on_this_host_are_taken_over_at_once(sweep_file, reference, tmp_path):
+def test_leases_of_a_dead_sweep_on_this_host_are_taken_over_at_once(comparable, sweep_file, reference, tmp_path):
     runs = load_sweep(sweep_file).runs()
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()  # a process id that no longer exists

@@ -37,31 +37,13 @@ def recorded(store_path: Path) -> int:
         return db.count()
 
 
-def comparable(store_path: Path) -> dict[str, dict]:
-    """Each run's results, keyed by run key, without what legitimately varies (wall times, dates)."""
-    with Store(store_path) as db:
-        rows = db.records()
-        assert db.integrity_ok()
-        assert db.query("SELECT count(*) AS n, count(DISTINCT key) AS k FROM runs")[0] == {
-            "n": len(rows),
-            "k": len(rows),
-        }
-    out = {}
-    for r in map(dict, rows):
-        for name in ("wall_time", "finished_at"):
-            r.pop(name)
-        r["trajectory"].pop("wall_time")
-        out[r["key"]] = r
-    return out
-
-
 @pytest.fixture(scope="module")
 def sweep_file(tmp_path_factory) -> Path:
     return write(tmp_path_factory.mktemp("sweep") / "t.toml", SWEEP)
 
 
 @pytest.fixture(scope="module")
-def reference(sweep_file, tmp_path_factory) -> dict[str, dict]:
+def reference(comparable, sweep_file, tmp_path_factory) -> dict[str, dict]:
     """The uninterrupted sweep on two local workers."""
     store = tmp_path_factory.mktemp("ref") / "ref.db"
     runs = load_sweep(sweep_file).runs()
@@ -101,7 +83,7 @@ def test_budget_and_size_overrides_apply_to_every_task(sweep_file):
     assert {r.budget for r in runs} == {7}
 
 
-def test_rerunning_a_finished_sweep_runs_nothing(sweep_file, reference, tmp_path):
+def test_rerunning_a_finished_sweep_runs_nothing(comparable, sweep_file, reference, tmp_path):
     store = tmp_path / "s.db"
     runs = load_sweep(sweep_file).runs()
     with Store(store) as db:
@@ -112,7 +94,9 @@ def test_rerunning_a_finished_sweep_runs_nothing(sweep_file, reference, tmp_path
 
 
 @pytest.mark.parametrize("point", ["step-35", "checkpoint-write"])
-def test_a_worker_killed_mid_run_or_mid_write_loses_nothing_and_changes_nothing(point, sweep_file, reference, tmp_path):
+def test_a_worker_killed_mid_run_or_mid_write_loses_nothing_and_changes_nothing(
+    comparable, point, sweep_file, reference, tmp_path
+):
     store, marker = tmp_path / "s.db", tmp_path / "marker"
     os.environ["LRCONTROL_FAULT"] = f"{point}@{marker}"
     try:
@@ -132,7 +116,9 @@ def test_a_worker_killed_mid_run_or_mid_write_loses_nothing_and_changes_nothing(
     assert not list((tmp_path / "ckpt").glob("*.pt"))  # checkpoints go once their runs are recorded
 
 
-def test_the_sweep_killed_while_writing_the_store_restarts_to_the_uninterrupted_result(sweep_file, reference, tmp_path):
+def test_the_sweep_killed_while_writing_the_store_restarts_to_the_uninterrupted_result(
+    comparable, sweep_file, reference, tmp_path
+):
     store, marker = tmp_path / "s.db", tmp_path / "marker"
     # The coordinator (which writes the store) is SIGKILLed inside the transaction of a run's INSERT.
     env = dict(os.environ, LRCONTROL_FAULT=f"store-write@{marker}")
@@ -150,7 +136,7 @@ def test_the_sweep_killed_while_writing_the_store_restarts_to_the_uninterrupted_
     assert not list(checkpoints.glob("*.pt"))
 
 
-def test_ctrl_c_stops_cleanly_and_the_next_call_continues(sweep_file, reference, tmp_path):
+def test_ctrl_c_stops_cleanly_and_the_next_call_continues(comparable, sweep_file, reference, tmp_path):
     store = tmp_path / "s.db"
     runs = load_sweep(sweep_file).runs()
 
@@ -166,7 +152,7 @@ def test_ctrl_c_stops_cleanly_and_the_next_call_continues(sweep_file, reference,
     assert comparable(store) == reference
 
 
-def test_a_dask_local_cluster_gives_the_same_results_as_local_workers(sweep_file, reference, tmp_path):
+def test_a_dask_local_cluster_gives_the_same_results_as_local_workers(comparable, sweep_file, reference, tmp_path):
     distributed = pytest.importorskip("distributed")
     store = tmp_path / "s.db"
     # One in-process worker with one thread: runs in threads of one process would share torch's global RNG.
@@ -193,7 +179,9 @@ class InProcess(Executor):
         pass
 
 
-def test_a_sweep_is_a_client_of_the_executor_interface_any_backend_drives_it(sweep_file, reference, tmp_path):
+def test_a_sweep_is_a_client_of_the_executor_interface_any_backend_drives_it(
+    comparable, sweep_file, reference, tmp_path
+):
     done = []
     with Store(tmp_path / "s.db") as db, InProcess() as executor:
         outcome = sweep_runner.run_sweep(
@@ -232,7 +220,7 @@ def test_a_dask_worker_with_several_threads_is_refused(sweep_file, tmp_path):
                 sweep_runner.run_dask(load_sweep(sweep_file).runs(), db, cluster.scheduler_address)
 
 
-def test_a_worker_killed_from_outside_at_an_arbitrary_moment_changes_nothing(sweep_file, tmp_path):
+def test_a_worker_killed_from_outside_at_an_arbitrary_moment_changes_nothing(comparable, sweep_file, tmp_path):
     """kill -9 from outside, not at a chosen point: whatever the worker was doing, the results stand."""
     import threading
     import time
@@ -271,7 +259,7 @@ def _failing(monkeypatch, spec_part: str) -> None:
 
 
 def test_a_run_that_raises_is_reported_the_others_are_recorded_and_the_next_call_retries_it(
-    sweep_file, reference, tmp_path, monkeypatch
+    comparable, sweep_file, reference, tmp_path, monkeypatch
 ):
     store, ckpt = tmp_path / "s.db", tmp_path / "ckpt"
     runs = load_sweep(sweep_file).runs()
