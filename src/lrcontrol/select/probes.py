@@ -1,0 +1,386 @@
+"""Probe features: a few counted training steps that tell a selector how a task reacts to training.
+
+Four probes, each run from the same starting point and each put back afterwards (parameters, buffers,
+gradients, train/eval flags, optimizer state and every RNG stream, by the LR range test's own snapshot:
+`lrcontrol.lr_range_test`), so the method chosen afterwards starts exactly where it would have:
+
+1. gradient noise (McCandlish, Kaplan, Amodei et al. 2018, "An Empirical Model of Large-Batch
+   Training", arXiv:1812.06162, §A.1): the gradients g_1 … g_n of n batches at the starting point give
+   the batch gradient's noise tr Σ_B = Σ‖g_i − ḡ‖²/(n − 1) and the squared true gradient
+   |G|² ≈ ‖ḡ‖² − tr Σ_B/n (unbiased). tr Σ_B/|G|² = B_simple/B is the simple noise scale in units of
+   the batch size: ≫ 1 means the batch is far below the critical batch size (noisy steps, small LRs).
+   No optimizer step is taken; each gradient costs one step.
+2. the LR range test (`lrcontrol.find_lr`, Smith 2017) with Adam over lr 1e-6 … 10: where the loss
+   falls, how steeply, how wide the valley is, the suggestion, and how far past the minimum the loss
+   still stays finite.
+3. Adam at its default LR (1e-3) with CLARA(d="auto") attached (docs/clara.md): the relative loss
+   change per step and CLARA's path statistics — the mean path ratio R and the mean noise-normalised
+   z-score (> 0: the steps keep pointing the same way, the LR is too small; < 0: they cancel, too large).
+4. Prodigy at its defaults (Mishchenko & Defazio 2024): its estimate d of the distance to the solution
+   after k steps (log₁₀ d), and the loss change per step.
+
+The lengths scale with the run's budget T, to about `fraction` = 8 % of it together, with minimums that
+keep each probe readable (20 finder steps, 4 gradients, 8 + 6 member steps: 38 steps); the steps
+actually taken are counted (a finder that stops at divergence costs less).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from lrcontrol.errors import LRControlError
+
+#: The whole probe's target share of a run's budget.
+FRACTION = 0.08
+#: (share of the budget, minimum, maximum) of each probe's steps.
+_SHARES = {"noise": (0.008, 4, 16), "finder": (0.04, 20, 200), "clara": (0.02, 8, 100), "prodigy": (0.012, 6, 60)}
+FINDER_RANGE = (1e-6, 10.0)
+CLARA_SPEC = "adam() + clara(d='auto')"
+PRODIGY_SPEC = "prodigy()"
+#: Bounds of the logarithmic features (a noiseless gradient has tr Σ = 0, a zero gradient ‖g‖ = 0).
+_LOG_CLIP = 12.0
+_NOISE_CLIP = 4.0
+
+
+@dataclass(frozen=True)
+class ProbePlan:
+    """How many steps each probe takes for a run of `budget` steps."""
+
+    budget: int
+    noise: int
+    finder: int
+    clara: int
+    prodigy: int
+
+    @property
+    def steps(self) -> int:
+        return self.noise + self.finder + self.clara + self.prodigy
+
+
+def plan(budget: int, fraction: float = FRACTION) -> ProbePlan:
+    """Probe lengths for a run of `budget` steps: about `fraction` of it, never below the minimums."""
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise LRControlError(f"probe: total_steps must be a positive integer, got {budget!r}")
+    if not (isinstance(fraction, (int, float)) and 0 < fraction <= 1):
+        raise LRControlError(f"probe: fraction must be in (0, 1], got {fraction!r}")
+    scale = fraction / FRACTION
+    lengths = {
+        name: int(min(high, max(low, round(share * scale * budget)))) for name, (share, low, high) in _SHARES.items()
+    }
+    return ProbePlan(budget=budget, **lengths)
+
+
+def _clip_log(value: float, bound: float = _LOG_CLIP) -> float:
+    """log₁₀ of a non-negative value, clipped to ±bound (0 → −bound); NaN stays NaN."""
+    if not math.isfinite(value):
+        return math.nan if math.isnan(value) else bound
+    return float(min(bound, max(-bound, math.log10(value)))) if value > 0 else -bound
+
+
+def _signed_log(value: float) -> float:
+    """sign(x)·log₁₀(1 + |x|): a loss may be negative (synthetic functions) or huge (raw inputs)."""
+    return math.copysign(math.log10(1.0 + abs(value)), value) if math.isfinite(value) else math.nan
+
+
+class Batches:
+    """A restartable stream of batches: the callable (or re-iterable) the probes draw from."""
+
+    def __init__(self, source: Callable[[], Iterator[Any]]) -> None:
+        self.source = source
+        self.iterator = source()
+
+    def next(self) -> Any:
+        try:
+            return next(self.iterator)
+        except StopIteration:
+            self.iterator = self.source()
+            try:
+                return next(self.iterator)
+            except StopIteration:
+                raise LRControlError("probe: the batches are empty (a fresh iterator gave no batch)") from None
+
+
+def _scalar(loss: Any) -> torch.Tensor:
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        raise LRControlError("probe: loss_fn must return a scalar loss tensor")
+    return loss
+
+
+class _Restored:
+    """Run a probe inside the LR range test's snapshot: everything it changes is put back on exit."""
+
+    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, seed: int) -> None:
+        from lrcontrol.lr_range_test import _Snapshot
+
+        # The probe's optimizer is its own (with its controller's hooks, which must see the steps).
+        self.snapshot = _Snapshot(model, optimizer)
+        self.model, self.seed = model, seed
+
+    def __enter__(self) -> None:
+        torch.manual_seed(self.seed)  # dropout and the like: the same probe for the same seed
+        self.model.train()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.snapshot.restore()
+
+
+def input_features(batch: Any) -> dict[str, float]:
+    """What the first batch tells without training: its size, input dimension and input scale (RMS)."""
+    x = batch[0] if isinstance(batch, (tuple, list)) and batch else batch
+    if not isinstance(x, torch.Tensor) or x.dim() < 1:
+        return {"log_batch": math.nan, "log_input_dim": math.nan, "log_input_rms": math.nan}
+    rms = math.nan
+    if x.is_floating_point() and x.numel():
+        rms = float(x.detach().double().pow(2).mean().sqrt())
+        rms = math.nan if rms == 0 else _clip_log(rms)  # an all-zero "input" (a noiseless function) says nothing
+    return {
+        "log_batch": math.log2(x.shape[0]) if x.shape[0] > 0 else math.nan,
+        "log_input_dim": math.log10(max(1, math.prod(x.shape[1:]))),
+        "log_input_rms": rms,
+    }
+
+
+def noise_probe(
+    model: torch.nn.Module, params: list[torch.Tensor], loss_fn: Callable[[Any], torch.Tensor], source: Any, n: int
+) -> tuple[dict[str, float], int]:
+    """Gradient noise at the starting point from `n` batch gradients (module docstring, 1.)."""
+    total: torch.Tensor | None = None
+    squares = 0.0
+    losses: list[float] = []
+    batches = Batches(source)
+    for _ in range(n):
+        model.zero_grad(set_to_none=True)
+        loss = _scalar(loss_fn(batches.next()))
+        losses.append(float(loss.detach()))
+        if not math.isfinite(losses[-1]):
+            break
+        loss.backward()
+        # float64 running sums, not the n gradients: memory stays at one copy of the parameters.
+        g = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params]).double()
+        total = g.clone() if total is None else total.add_(g)
+        squares += float(g.dot(g))
+    steps = len(losses)
+    out = {
+        "log_init_loss": _signed_log(float(np.mean(losses))) if losses else math.nan,
+        "log_grad_norm": math.nan,
+        "log_grad_rms": math.nan,
+        "grad_noise_fraction": math.nan,
+        "log_grad_noise": math.nan,
+    }
+    if total is None or steps < 2 or not all(math.isfinite(v) for v in losses):
+        return out, steps
+    mean = total / steps
+    mean_sq = float(mean.dot(mean))
+    trace = max(0.0, (squares - steps * mean_sq) / (steps - 1))  # tr Σ_B, unbiased
+    signal = max(0.0, mean_sq - trace / steps)  # |G|², unbiased, clipped at 0
+    out["log_grad_norm"] = _clip_log(math.sqrt(mean_sq))
+    out["log_grad_rms"] = _clip_log(math.sqrt(mean_sq / max(1, mean.numel())))
+    out["grad_noise_fraction"] = trace / (trace + signal) if trace + signal > 0 else math.nan
+    # ±4: a noiseless gradient (a deterministic function) and a gradient lost in noise are the ends.
+    if signal > 0:
+        out["log_grad_noise"] = _clip_log(trace / signal, _NOISE_CLIP)
+    elif trace > 0:
+        out["log_grad_noise"] = _NOISE_CLIP
+    return out, steps
+
+
+def finder_probe(
+    model: torch.nn.Module, params: list[torch.Tensor], loss_fn: Callable[[Any], torch.Tensor], source: Any, n: int
+) -> tuple[dict[str, float], int]:
+    """The LR range test's curve, read as numbers (module docstring, 2.)."""
+    from lrcontrol.lr_range_test import _descent, find_lr
+
+    optimizer = torch.optim.Adam(params, lr=FINDER_RANGE[0])
+    result = find_lr(model, optimizer, loss_fn, source, lr_min=FINDER_RANGE[0], lr_max=FINDER_RANGE[1], steps=n)
+    out = dict.fromkeys(
+        (
+            "finder_log_lr",
+            "finder_log_lr_min",
+            "finder_fall_start",
+            "finder_valley_width",
+            "finder_steepness",
+            "finder_drop",
+            "finder_spread",
+            "finder_overshoot",
+        ),
+        math.nan,
+    )
+    out["finder_diverged"] = float(not result.stop.startswith("completed"))
+    out["finder_confident"] = float(result.confident)
+    if result.recommended is not None:
+        out["finder_log_lr"] = math.log10(result.recommended)
+    if len(result.suggestions) >= 2:
+        out["finder_spread"] = math.log10(max(result.suggestions.values()) / min(result.suggestions.values()))
+    trend = np.asarray(result.trend, dtype=np.float64)
+    finite = int(np.argmin(np.isfinite(trend))) if not np.isfinite(trend).all() else len(trend)
+    if finite < 8:
+        return out, result.steps
+    trend = trend[:finite]
+    log_lr = np.log10(np.asarray(result.lrs[:finite], dtype=np.float64))
+    best = int(np.argmin(trend))
+    scale = max(abs(float(trend[0])), 1e-12)
+    out["finder_log_lr_min"] = float(log_lr[best])
+    out["finder_drop"] = float((trend[0] - trend[best]) / scale)
+    # The last LR the sweep reached, in decades past the minimum: how far it goes before diverging.
+    out["finder_overshoot"] = float(math.log10(result.lrs[-1]) - log_lr[best])
+    if best >= 2:
+        out["finder_steepness"] = float(np.min(np.gradient(trend[: best + 1], log_lr[: best + 1])) / scale)
+    descent = _descent(trend, best)
+    if descent is not None:
+        out["finder_fall_start"] = float(log_lr[descent[0]])
+        out["finder_valley_width"] = float(log_lr[descent[1]] - log_lr[descent[0]])
+    return out, result.steps
+
+
+def _loss_rate(losses: list[float]) -> float:
+    """Least-squares slope of loss_t / |loss_0| per step, ×100 (relative change per 100 steps), clipped."""
+    if len(losses) < 3 or not all(math.isfinite(v) for v in losses):
+        return math.nan
+    relative = np.asarray(losses) / max(abs(losses[0]), 1e-12)
+    slope = float(np.polyfit(np.arange(len(losses), dtype=np.float64), relative, 1)[0])
+    return float(np.clip(100.0 * slope, -100.0, 100.0))
+
+
+def _train(
+    optimizer: torch.optim.Optimizer,
+    controller: Any,
+    loss_fn: Callable[[Any], torch.Tensor],
+    source: Any,
+    n: int,
+    each: Callable[[], None] | None = None,
+) -> list[float]:
+    """n plain training steps (as the run engine takes them); stops at a non-finite loss."""
+    batches = Batches(source)
+    losses: list[float] = []
+    for _ in range(n):
+        optimizer.zero_grad(set_to_none=True)
+        loss = _scalar(loss_fn(batches.next()))
+        losses.append(float(loss.detach()))
+        if not math.isfinite(losses[-1]):
+            break
+        loss.backward()
+        optimizer.step()
+        controller.step(loss)
+        if each is not None:
+            each()
+    return losses
+
+
+def clara_probe(
+    model: torch.nn.Module,
+    loss_fn: Callable[[Any], torch.Tensor],
+    source: Any,
+    n: int,
+    total_steps: int,
+    seed: int,
+) -> tuple[dict[str, float], int]:
+    """Adam at its default LR with CLARA(d="auto") attached (module docstring, 3.)."""
+    import lrcontrol
+    from lrcontrol.control.clara import Clara
+
+    optimizer, controller = lrcontrol.build(model, CLARA_SPEC, total_steps=total_steps)
+    clara = next(f for f in controller.factors if isinstance(f, Clara))
+    ratios: list[float] = []
+    zscores: list[float] = []
+    try:
+        with _Restored(model, optimizer, seed):
+            losses = _train(
+                optimizer,
+                controller,
+                loss_fn,
+                source,
+                n,
+                lambda: (ratios.append(float(clara.ratio)), zscores.append(float(clara.zscore))),
+            )
+            moved = float(controller.lrs[0]) / float(controller.base_lrs[0])
+    finally:
+        controller.close()
+    diverged = len(losses) < n or not all(math.isfinite(v) for v in losses)
+    return {
+        "adam_loss_rate": _loss_rate(losses),
+        "adam_diverged": float(diverged),
+        # The second half: the path p starts at 0, so its first steps read short whatever the LR.
+        "clara_ratio": float(np.mean(ratios[len(ratios) // 2 :])) if ratios else math.nan,
+        "clara_z": float(np.clip(np.mean(zscores[len(zscores) // 2 :]), -50, 50)) if zscores else math.nan,
+        "clara_lr_move": _clip_log(moved) if ratios else math.nan,
+    }, len(losses)
+
+
+def prodigy_probe(
+    model: torch.nn.Module,
+    loss_fn: Callable[[Any], torch.Tensor],
+    source: Any,
+    n: int,
+    total_steps: int,
+    seed: int,
+) -> tuple[dict[str, float], int]:
+    """Prodigy at its defaults for n steps: its distance estimate d (module docstring, 4.)."""
+    import lrcontrol
+
+    nan = {"prodigy_log_d": math.nan, "prodigy_loss_rate": math.nan, "prodigy_diverged": math.nan}
+    try:
+        optimizer, controller = lrcontrol.build(model, PRODIGY_SPEC, total_steps=total_steps)
+    except LRControlError:  # the optional package (lrcontrol[free]) is missing: the features are unavailable
+        return nan, 0
+    try:
+        with _Restored(model, optimizer, seed):
+            losses = _train(optimizer, controller, loss_fn, source, n)
+            d = float(optimizer.param_groups[0].get("d", math.nan))
+    finally:
+        controller.close()
+    diverged = len(losses) < n or not all(math.isfinite(v) for v in losses)
+    return {
+        "prodigy_log_d": _clip_log(d) if math.isfinite(d) else math.nan,
+        "prodigy_loss_rate": _loss_rate(losses),
+        "prodigy_diverged": float(diverged),
+    }, len(losses)
+
+
+def run_probes(
+    model: torch.nn.Module,
+    loss_fn: Callable[[Any], torch.Tensor],
+    batches: Any,
+    total_steps: int,
+    seed: int = 0,
+    fraction: float = FRACTION,
+) -> tuple[dict[str, float], dict[str, int], ProbePlan]:
+    """Every probe on `model`, from where it is now; returns (features, steps spent per probe, the plan)."""
+    from lrcontrol.lr_range_test import _batch_source
+
+    if not isinstance(model, torch.nn.Module):
+        raise LRControlError(f"probe needs the model (an nn.Module), got {type(model).__name__}")
+    if not callable(loss_fn):
+        raise LRControlError("probe: loss_fn must be a callable batch -> scalar loss tensor")
+    if isinstance(batches, Iterator):
+        raise LRControlError(
+            "probe: batches is a one-shot iterator, which the probes would use up; pass a callable that "
+            "returns a fresh iterator (lambda: iter(loader)) or a re-iterable such as a DataLoader"
+        )
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise LRControlError(f"probe: seed must be a non-negative integer, got {seed!r}")
+    source = _batch_source(batches)
+    lengths = plan(total_steps, fraction)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise LRControlError("probe: the model has no trainable parameters")
+    features = input_features(Batches(source).next())
+    spent: dict[str, int] = {}
+    # The noise probe takes no optimizer step; an SGD with LR 0 only gives the snapshot its tensors.
+    holder = torch.optim.SGD(params, lr=0.0)
+    with _Restored(model, holder, seed):
+        found, spent["noise"] = noise_probe(model, params, loss_fn, source, lengths.noise)
+    features.update(found)
+    with _Restored(model, holder, seed):  # find_lr restores on its own; this also fixes its dropout seed
+        found, spent["finder"] = finder_probe(model, params, loss_fn, source, lengths.finder)
+    features.update(found)
+    found, spent["clara"] = clara_probe(model, loss_fn, source, lengths.clara, total_steps, seed)
+    features.update(found)
+    found, spent["prodigy"] = prodigy_probe(model, loss_fn, source, lengths.prodigy, total_steps, seed)
+    features.update(found)
+    return features, spent, lengths

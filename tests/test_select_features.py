@@ -1,0 +1,243 @@
+"""Features for algorithm selection: static and probe features of a task and of a plain loop."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lrcontrol.errors import LRControlError
+from lrcontrol.select import probes
+from lrcontrol.select.features import (
+    FEATURE_NAMES,
+    FEATURES,
+    PLAIN_NAMES,
+    STATIC_NAMES,
+    probe,
+    probe_loop,
+    static_features,
+    task_features,
+)
+from lrcontrol.tasks import get_task
+from lrcontrol.tasks.base import Task
+
+
+def _tiny(seed: int = 0, dropout: float = 0.0) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(256, 8, generator=gen)
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).long()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = torch.nn.Sequential(
+            torch.nn.Linear(8, 16),
+            torch.nn.BatchNorm1d(16),
+            torch.nn.ReLU(),
+            torch.nn.Dropout(dropout),
+            torch.nn.Linear(16, 2),
+        )
+    return model, x, y
+
+
+def _batches(x, y, size=32):
+    def stream():
+        for start in range(0, len(y) - size + 1, size):
+            yield x[start : start + size], y[start : start + size]
+
+    return stream
+
+
+def _state(model, optimizer=None):
+    tensors = [t.detach().clone() for t in [*model.parameters(), *model.buffers()]]
+    grads = [None if p.grad is None else p.grad.clone() for p in model.parameters()]
+    opt = None if optimizer is None else optimizer.state_dict()
+    rng = (torch.get_rng_state(), random.getstate(), np.random.get_state()[1].copy())
+    return tensors, grads, opt, rng, [m.training for m in model.modules()]
+
+
+def _same(a, b) -> bool:
+    tensors_a, grads_a, opt_a, rng_a, flags_a = a
+    tensors_b, grads_b, opt_b, rng_b, flags_b = b
+    same_tensors = all(torch.equal(u, v) for u, v in zip(tensors_a, tensors_b))
+    same_grads = all((u is None and v is None) or torch.equal(u, v) for u, v in zip(grads_a, grads_b))
+    same_opt = opt_a is None or (
+        opt_a["param_groups"] == opt_b["param_groups"]
+        and all(
+            torch.equal(opt_a["state"][k][n], opt_b["state"][k][n])
+            if isinstance(opt_a["state"][k][n], torch.Tensor)
+            else opt_a["state"][k][n] == opt_b["state"][k][n]
+            for k in opt_a["state"]
+            for n in opt_a["state"][k]
+        )
+    )
+    same_rng = torch.equal(rng_a[0], rng_b[0]) and rng_a[1] == rng_b[1] and np.array_equal(rng_a[2], rng_b[2])
+    return same_tensors and same_grads and same_opt and same_rng and flags_a == flags_b
+
+
+def _equal_features(a: dict[str, float], b: dict[str, float]) -> bool:
+    return list(a) == list(b) and all((math.isnan(a[k]) and math.isnan(b[k])) or a[k] == b[k] for k in a)
+
+
+def test_feature_table_is_ordered_unique_and_marks_plain_loop_availability():
+    assert len(set(FEATURE_NAMES)) == len(FEATURE_NAMES) == len(FEATURES)
+    assert {"log_params", "log_budget", "finder_log_lr", "log_grad_noise", "clara_z", "prodigy_log_d"} <= set(
+        PLAIN_NAMES
+    )
+    assert {"log_examples", "log_classes", "log_epochs", "kind_classification"}.isdisjoint(PLAIN_NAMES)
+    assert set(STATIC_NAMES) < set(FEATURE_NAMES)
+
+
+@pytest.mark.parametrize("name", ["iris-mlp", "sphere-10", "rosenbrock-10"])
+def test_task_features_are_deterministic_and_finite_where_defined(name):
+    task = get_task(name, "smoke")
+    first = probe(task, seed=1)
+    second = probe(task, seed=1)
+    assert _equal_features(first.features, second.features)  # same seed, same features bit for bit
+    assert list(first.features) == list(FEATURE_NAMES)
+    static = static_features(task)
+    defined = [k for k in ("log_params", "log_budget", "log_batch", "log_input_dim", "log_examples", "log_classes")]
+    assert all(math.isfinite(static[k]) for k in defined)
+    for key in ("finder_log_lr", "log_grad_norm", "log_init_loss", "clara_ratio", "clara_z", "prodigy_log_d"):
+        assert math.isfinite(first.features[key]), key
+    assert not any(math.isinf(v) for v in first.features.values())
+    # cost counted: every probe's steps, and the share of the budget
+    assert first.cost_steps == sum(first.steps.values()) and first.cost == first.cost_steps / task.budget
+    assert all(0 < first.steps[k] <= getattr(first.plan, k) for k in ("noise", "finder", "clara", "prodigy"))
+    assert first.steps["noise"] == first.plan.noise  # only the finder stops early (at divergence)
+
+
+def test_static_features_read_the_task_and_its_parameters():
+    plain = static_features(get_task("vowel-mlp"))
+    bigger = static_features(get_task("vowel-mlp(batch=64, epochs=10)"))
+    assert plain["family_tabular"] == 1.0 and plain["model_mlp"] == 1.0 and plain["kind_classification"] == 1.0
+    assert bigger["log_batch"] == pytest.approx(6.0)
+    assert bigger["log_epochs"] == pytest.approx(math.log10(10 * (594 // 64) * 64 / 594))  # full batches only
+    function = static_features(get_task("sphere-10"))
+    assert function["kind_function"] == 1.0 and math.isnan(function["log_epochs"])
+    assert function["model_mlp"] == 0.0
+
+
+def test_probe_cost_scales_with_the_budget_and_stays_near_eight_percent():
+    for budget in (500, 1000, 2000):
+        assert 0.07 <= probes.plan(budget).steps / budget <= 0.085
+    small = probes.plan(100)
+    assert small.steps == 38  # the minimums
+    task = get_task("sphere-10", "smoke")
+    result = probe(task, seed=0, budget=1000)
+    assert result.budget == 1000 and result.cost_steps == probes.plan(1000).steps
+    assert result.features["log_budget"] == pytest.approx(3.0)
+    row = task_features(task, seed=0, budget=1000)
+    assert row["probe_cost"] == pytest.approx(result.cost)
+
+
+def test_a_finder_that_diverges_early_costs_only_the_steps_it_took():
+    task = get_task("iris-mlp", "smoke")  # Adam blows the loss up long before lr = 10
+    result = probe(task, seed=0, budget=2000)
+    lengths = result.plan
+    assert result.features["finder_diverged"] == 1.0
+    assert result.cost_steps < lengths.steps
+
+
+def test_probe_loop_leaves_model_optimizer_and_rng_bit_for_bit_unchanged():
+    model, x, y = _tiny(dropout=0.2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    stream = _batches(x, y)
+    # some training first, so there is optimizer state, gradients and running statistics to keep
+    for xb, yb in stream():
+        optimizer.zero_grad()
+        F.cross_entropy(model(xb), yb).backward()
+        optimizer.step()
+    model.eval()
+    before = _state(model, optimizer)
+    result = probe_loop(model, lambda b: F.cross_entropy(model(b[0]), b[1]), stream, total_steps=600, seed=3)
+    assert _same(before, _state(model, optimizer))
+    assert result.cost_steps == probes.plan(600).steps and result.cost == pytest.approx(result.cost_steps / 600)
+
+
+def test_training_after_a_probe_is_the_training_without_it():
+    def train(with_probe: bool) -> list[float]:
+        model, x, y = _tiny(seed=2, dropout=0.1)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        loss_fn = lambda b: F.cross_entropy(model(b[0]), b[1])  # noqa: E731
+        torch.manual_seed(0)
+        if with_probe:
+            probe_loop(model, loss_fn, _batches(x, y), total_steps=200)
+        losses = []
+        for batch in _batches(x, y)():
+            optimizer.zero_grad()
+            loss = loss_fn(batch)
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+        return losses
+
+    assert train(True) == train(False)
+
+
+def test_probe_loop_on_a_tiny_model_reads_the_batch_and_takes_hints():
+    model, x, y = _tiny()
+    loss_fn = lambda b: F.cross_entropy(model(b[0]), b[1])  # noqa: E731
+    bare = probe_loop(model, loss_fn, _batches(x, y), total_steps=400)
+    assert bare.features["log_batch"] == pytest.approx(5.0) and bare.features["log_input_dim"] == pytest.approx(
+        math.log10(8)
+    )
+    assert bare.features["log_params"] == pytest.approx(math.log10(sum(p.numel() for p in model.parameters())))
+    assert math.isnan(bare.features["log_examples"]) and math.isnan(bare.features["kind_classification"])
+    assert all(math.isfinite(bare.features[k]) for k in ("finder_log_lr", "log_grad_noise", "clara_z", "prodigy_log_d"))
+    hinted = probe_loop(
+        model, loss_fn, _batches(x, y), total_steps=400, hints={"examples": 256, "classes": 2, "kind": "classification"}
+    )
+    assert hinted.features["log_epochs"] == pytest.approx(math.log10(400 * 32 / 256))
+    assert hinted.features["kind_classification"] == 1.0
+    # the probes are the same with or without hints, and whatever the caller's RNG state
+    torch.rand(7)
+    assert hinted.features["finder_log_lr"] == bare.features["finder_log_lr"]
+    dropout, x, y = _tiny(dropout=0.3)
+    loss_fn = lambda b: F.cross_entropy(dropout(b[0]), b[1])  # noqa: E731
+    first = probe_loop(dropout, loss_fn, _batches(x, y), total_steps=400, seed=5)
+    torch.rand(11)
+    assert _equal_features(
+        first.features, probe_loop(dropout, loss_fn, _batches(x, y), total_steps=400, seed=5).features
+    )
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda m, f, b: probe_loop(m, f, b(), total_steps=100), "one-shot iterator"),
+        (lambda m, f, b: probe_loop(m, f, b, total_steps=0), "total_steps"),
+        (lambda m, f, b: probe_loop(m, f, b, total_steps=100, hints={"exmaples": 5}), "unknown hint 'exmaples'"),
+        (lambda m, f, b: probe_loop(m, f, b, total_steps=100, hints={"kind": "regression"}), "kind='regression'"),
+        (lambda m, f, b: probe_loop(m, lambda batch: torch.ones(3), b, total_steps=100), "scalar loss"),
+        (lambda m, f, b: probe_loop("model", f, b, total_steps=100), "nn.Module"),
+        (lambda m, f, b: probe_loop(m, f, lambda: iter(()), total_steps=100), "batches are empty"),
+    ],
+)
+def test_bad_input_fails_with_a_clear_message(call, message):
+    model, x, y = _tiny()
+    with pytest.raises(LRControlError, match=message):
+        call(model, lambda b: F.cross_entropy(model(b[0]), b[1]), _batches(x, y))
+
+
+def test_a_task_without_features_fails_with_a_clear_message():
+    class Bare(Task):
+        pass
+
+    bare = Bare(
+        name="bare",
+        version="1",
+        family="tabular",
+        size="smoke",
+        budget=10,
+        batch_size=1,
+        eval_every=5,
+        metric="loss",
+        higher_is_better=False,
+    )
+    with pytest.raises(LRControlError, match="no meta-features"):
+        static_features(bare)
+    with pytest.raises(LRControlError, match="needs a Task"):
+        static_features("iris-mlp")
