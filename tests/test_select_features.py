@@ -241,3 +241,55 @@ def test_a_task_without_features_fails_with_a_clear_message():
         static_features(bare)
     with pytest.raises(LRControlError, match="needs a Task"):
         static_features("iris-mlp")
+
+
+def test_the_examples_in_docs_selection_features_md_run_and_every_feature_is_listed():
+    import re
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[1] / "docs" / "selection-features.md"
+    text = docs.read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert len(blocks) >= 2, "docs/selection-features.md lost its examples"
+    for block in blocks:
+        exec(compile(block, str(docs), "exec"), {})  # the examples assert what they show
+    for feature in FEATURES:
+        grouped = feature.name.split("_")[0] + "_*"
+        assert f"`{feature.name}`" in text or f"`{grouped}`" in text, feature.name
+
+
+def test_feature_table_is_cached_per_instance_and_resumes(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from lrcontrol.select import feature_table
+
+    rows = feature_table.rows_from_names(["sphere-10", "iris-logreg(batch=16)", "sphere-10"])
+    assert [r.instance for r in rows] == ["sphere-10", "iris-logreg(batch=16)"]  # canonical, once each
+    assert [r.dataset for r in rows] == ["sphere", "iris"] and rows[1].family == "tabular"
+    out, cache = tmp_path / "features.parquet", tmp_path / "cache"
+    seen = []
+    table = feature_table.compute_table(rows, out, cache, workers=1, on_row=lambda r, cached: seen.append(cached))
+    assert seen == [False, False] and list(table.columns) == list(feature_table.COLUMNS)
+    assert table["probe_cost"].between(0.0, 0.2).all()
+    read = pd.read_parquet(out)
+    pd.testing.assert_frame_equal(read, table)
+    # a second run computes nothing: every row comes from the cache
+    monkeypatch.setattr(feature_table, "_compute", lambda row, seed: pytest.fail("recomputed a cached row"))
+    again = feature_table.compute_table(rows, out, cache, workers=1, on_row=lambda r, cached: seen.append(cached))
+    assert seen[2:] == [True, True]
+    pd.testing.assert_frame_equal(again, table)
+    # a damaged entry is recomputed, and to the same numbers
+    monkeypatch.undo()
+    feature_table.cache_file(cache, rows[1], 0).write_text("{not json")
+    pd.testing.assert_frame_equal(feature_table.compute_table(rows, out, cache, workers=1), table)
+
+
+def test_feature_table_rejects_a_task_without_features_before_computing(tmp_path):
+    from lrcontrol.select import feature_table
+
+    with pytest.raises(LRControlError, match="unknown task|no task"):
+        feature_table.rows_from_names(["no-such-task"])
+    with pytest.raises(LRControlError, match="does not exist"):
+        feature_table.read_names(tmp_path / "missing.txt")
+    with pytest.raises(LRControlError, match="does not exist"):
+        feature_table.rows_from_runs(tmp_path / "runs.parquet")

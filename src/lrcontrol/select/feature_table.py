@@ -49,19 +49,39 @@ def _dataset_of(task: Any) -> str:
 
 
 def rows_from_names(names: Sequence[str]) -> list[Row]:
-    """Rows for task names (with parameters): each name is checked and made canonical first."""
+    """Rows for task names (with parameters): each name is checked, its meta-features read (a task
+    without them fails here, before anything is computed) and made canonical."""
+    from lrcontrol.select.features import static_features
     from lrcontrol.tasks import get_task
 
     rows: list[Row] = []
     seen: set[str] = set()
     for name in names:
         task = get_task(name)
+        static_features(task)
         if task.name not in seen:
             seen.add(task.name)
             rows.append(Row(task.name, task.family, _dataset_of(task)))
     if not rows:
         raise LRControlError("no instances to compute features for; give at least one task name")
     return rows
+
+
+def rows_from_runs(path: Path) -> list[Row]:
+    """The instances of a meta-dataset (`metadata/runs.parquet`), in their order of appearance."""
+    import pandas as pd
+
+    if not path.is_file():
+        raise LRControlError(f"meta-dataset {path} does not exist; build it first (lrcontrol select build)")
+    try:
+        runs = pd.read_parquet(path, columns=list(ID_COLUMNS))
+    except (OSError, ValueError, KeyError) as exc:
+        raise LRControlError(f"{path} is not a meta-dataset with columns {', '.join(ID_COLUMNS)} ({exc})") from None
+    unique = runs.drop_duplicates("instance")
+    rows = rows_from_names(list(unique["instance"]))
+    recorded = {r.instance: (r.family, r.dataset) for r in unique.itertuples()}
+    # The meta-dataset's family and data set are the ones the held-out splits use: keep them.
+    return [Row(r.instance, *recorded.get(r.instance, (r.family, r.dataset))) for r in rows]
 
 
 def read_names(path: Path) -> list[str]:
