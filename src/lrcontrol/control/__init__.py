@@ -27,6 +27,7 @@ from lrcontrol.control import (  # noqa: F401  (each module registers its method
     hf_schedules,
     hypergradient,
     layerwise,
+    learned,
     lr_from_finder,
     noise,
     piecewise,
