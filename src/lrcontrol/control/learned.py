@@ -5,7 +5,7 @@ Each step t (after the optimizer stepped, with the training loss ℓ_t) the poli
 φ_t and moves the log-multiplier by a bounded amount:
 
     u_t          = tanh(w · φ_t + b)                                 ∈ (−1, 1)
-    log m_{t+1}  = clip(log m_t + δ·u_t, log min_scale, log max_scale),    m_0 = 1
+    log m_{t+1}  = clip(log m_t + δ·u_t, log floor, log ceiling),    m_0 = 1
     δ            = clip(K / T, δ_min, δ_max)                          (T = total_steps)
 
 so over a run of any length the multiplier can move by at most a factor e^K in either direction (the
@@ -160,13 +160,13 @@ class Learned(Factor):
             type="str",
             choices=("min", "max"),
         ),
-        Param("min_scale", 1e-8, "floor of the multiplier", low=0.0, high=1.0, low_open=True),
-        Param("max_scale", 1e8, "ceiling of the multiplier", low=1.0),
+        Param("floor", 1e-8, "lowest multiplier (a fraction of the base LR)", low=0.0, high=1.0, low_open=True),
+        Param("ceiling", 1e8, "highest multiplier (a multiple of the base LR)", low=1.0),
     )
     example = "learned()"
     examples = (
         "learned(weights=[0.5, -1.0, -3.0, -2.0, 0.0, -2.0, -0.5, 0.3], monitor='val_acc', mode='max')",
-        "learned(weights=[-3.0, 0.5, -4.0, 1.0, -1.0, -3.0, 0.2, 1.0], min_scale=0.01, max_scale=100.0)",
+        "learned(weights=[-3.0, 0.5, -4.0, 1.0, -1.0, -3.0, 0.2, 1.0], floor=0.01, ceiling=100.0)",
     )
     transient: ClassVar[tuple[str, ...]] = ("horizon", "_policy", "_weights", "_rate", "_beta_fast", "_beta_slow")
 
@@ -260,7 +260,7 @@ class Learned(Factor):
 
     def _move(self, u: float) -> None:
         self.last_u = u
-        low, high = math.log(self.config["min_scale"]), math.log(self.config["max_scale"])
+        low, high = math.log(self.config["floor"]), math.log(self.config["ceiling"])
         self.log_scale = min(max(self.log_scale + self._rate * u, low), high)
 
     def on_evaluation(self, metrics: dict[str, float]) -> None:
