@@ -1,7 +1,7 @@
 """The conformance suite: every example of every registered controller and optimizer passes the public
 kit, `lrcontrol.testing` (like scikit-learn's check_estimator: registering is all it takes to be covered).
 
-The checks themselves are documented in src/lrcontrol/testing.py and docs/testing.md; this file runs
+The checks themselves are documented in src/lrcontrol/testing/ and docs/testing.md; this file runs
 them over the registry, and shows that the kit passes a factor written outside the package and fails
 one whose state is incomplete.
 """

@@ -21,7 +21,7 @@ _PUBLIC = {
     "build": "lrcontrol.api",
     "Context": "lrcontrol.control.base",
     "Factor": "lrcontrol.control.base",
-    "LRController": "lrcontrol.control.base",
+    "LRController": "lrcontrol.control.controller",
     "LRControlWarning": "lrcontrol.control.accounting",
     "HorizonError": "lrcontrol.errors",
     "LRControlError": "lrcontrol.errors",
@@ -57,7 +57,8 @@ if TYPE_CHECKING:
     from lrcontrol import control, tune
     from lrcontrol.api import build
     from lrcontrol.control.accounting import LRControlWarning
-    from lrcontrol.control.base import Context, Factor, LRController
+    from lrcontrol.control.base import Context, Factor
+    from lrcontrol.control.controller import LRController
     from lrcontrol.errors import HorizonError, LRControlError, SpecError
     from lrcontrol.lr_range_test import LRFinderResult, find_lr
     from lrcontrol.spec import Spec, Term, canonical, parse

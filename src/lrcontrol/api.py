@@ -7,7 +7,8 @@ from typing import Any
 
 import torch
 
-from lrcontrol.control.base import Factor, LRController
+from lrcontrol.control.base import Factor
+from lrcontrol.control.controller import LRController
 from lrcontrol.errors import SpecError
 from lrcontrol.spec import Spec, Term, parse
 

@@ -28,7 +28,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from lrcontrol.control.base import Context, Factor, LRController
+from lrcontrol.control.base import Context, Factor
+from lrcontrol.control.controller import LRController
 from lrcontrol.control.schedules import Schedule
 from lrcontrol.errors import LRControlError
 from lrcontrol.params import REQUIRED, Param

@@ -27,7 +27,7 @@ from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from lrcontrol.control.base import LRController
+from lrcontrol.control.controller import LRController
 from lrcontrol.integrations.logging import controller_metrics, log_controller
 from lrcontrol.optim.modes import is_train_mode, set_train_mode
 

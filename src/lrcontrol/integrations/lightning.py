@@ -31,7 +31,7 @@ import pytorch_lightning as pl
 import torch
 
 from lrcontrol.control.accounting import LRControlWarning
-from lrcontrol.control.base import LRController
+from lrcontrol.control.controller import LRController
 from lrcontrol.integrations.logging import log_controller
 from lrcontrol.optim.modes import eval_mode, is_train_mode, set_train_mode
 

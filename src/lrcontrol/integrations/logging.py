@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from lrcontrol.control.base import LRController
+from lrcontrol.control.controller import LRController
 from lrcontrol.errors import LRControlError
 
 
