@@ -1,0 +1,243 @@
+"""Held-out evaluation of the selectors: leave one family (or one data set) out, never leak.
+
+Each fold holds out every instance of one task family (`split="family"`) or of one underlying data set
+(`split="dataset"`: every variant of `letter` — logreg or MLP, any batch, noise or length — leaves
+together). Selectors are fitted on the other instances only (their features and regrets), the single best
+solver is the member of least mean regret there, and racing ranks its members by that training mean.
+The held-out predictions of all folds are pooled and scored:
+
+- mean regret and worst-decile regret (mean of the worst tenth of instances), `lrcontrol.select.regret`;
+- gap closed: (SBS − selector) / (SBS − VBS) on mean regret over the same instances (ASlib);
+- divergence rate and catastrophic rate (diverged, or regret ≥ 0.5) over the chosen runs;
+- compute in full-run equivalents: 1 run of the chosen member plus the instance's probe cost for a
+  feature-based selector; the simulated race's steps; a tuned baseline's whole search.
+
+    summary = evaluate(read_runs("metadata/runs.parquet"), read_features("metadata/features.parquet"))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lrcontrol.errors import LRControlError
+from lrcontrol.select.racing import MAX_COST, simulate
+from lrcontrol.select.regret import RegretTable, gap_closed, regret_table, worst_decile
+from lrcontrol.select.selectors import KNearest, PairwiseClassifier, RegretRegression, SingleBest
+
+SPLITS = ("family", "dataset")
+#: a member within this regret of the instance's best counts as near-best there
+NEAR_BEST = 0.05
+SBS = "single best (SBS)"
+VBS = "virtual best (VBS)"
+RACE = "racing (≤ 2 runs)"
+
+
+def default_selectors() -> dict[str, Callable[[], Any]]:
+    """The selectors evaluated by default: name → a fresh, unfitted selector."""
+    return {
+        "k-nearest (k=5)": lambda: KNearest(k=5),
+        "pairwise forest": lambda: PairwiseClassifier(trees=16, max_depth=5),
+        "regret regression": lambda: RegretRegression(trees=32, max_depth=6),
+    }
+
+
+def instance_groups(runs: pd.DataFrame) -> pd.DataFrame:
+    """instance → family, dataset (one row per instance, in first-seen order)."""
+    missing = [c for c in ("family", "dataset") if c not in runs.columns]
+    if missing:
+        raise LRControlError(f"the meta-dataset lacks the column(s) {', '.join(missing)}; rebuild it")
+    return runs.drop_duplicates("instance").set_index("instance")[["family", "dataset"]]
+
+
+def folds(groups: pd.DataFrame, split: str) -> list[tuple[str, list[str], list[str]]]:
+    """(held-out group, training instances, test instances) per fold of `split` ("family" or "dataset")."""
+    if split not in SPLITS:
+        raise LRControlError(f"unknown split {split!r}; choose family or dataset")
+    out = []
+    for value in dict.fromkeys(groups[split]):
+        test = groups.index[groups[split] == value].tolist()
+        train = groups.index[groups[split] != value].tolist()
+        if train:
+            out.append((str(value), train, test))
+    if not out:
+        raise LRControlError(f"only one {split} in the meta-dataset; leave-one-{split}-out needs at least two")
+    return out
+
+
+def check_features(features: pd.DataFrame, instances: Sequence[str]) -> pd.DataFrame:
+    """The features table indexed by instance; an instance without a row is an input error."""
+    if "instance" not in features.columns:
+        raise LRControlError("the features table has no instance column; rebuild it")
+    indexed = features.drop_duplicates("instance").set_index("instance")
+    missing = [i for i in instances if i not in indexed.index]
+    if missing:
+        raise LRControlError(
+            f"no features for instance {missing[0]} ({len(missing)} of {len(instances)} missing); "
+            "compute the features for every instance of the meta-dataset"
+        )
+    return indexed
+
+
+def evaluate_instances(
+    runs: pd.DataFrame,
+    features: pd.DataFrame,
+    split: str = "family",
+    members: Sequence[str] | None = None,
+    selectors: Mapping[str, Callable[[], Any]] | None = None,
+    race: bool = True,
+    race_cost: float = MAX_COST,
+) -> tuple[pd.DataFrame, RegretTable]:
+    """One row per (entry, held-out instance): entry, kind, fold, instance, member, regret, diverged,
+    catastrophic, cost; and the regret table it was scored with."""
+    table = regret_table(runs, members)
+    groups = instance_groups(runs).loc[table.instances]
+    indexed = check_features(features, table.instances)
+    probe_cost = indexed["probe_cost"].fillna(0.0) if "probe_cost" in indexed.columns else pd.Series(0.0, indexed.index)
+    selectors = default_selectors() if selectors is None else selectors
+    regrets = table.member_regret()
+    rows: list[dict[str, Any]] = []
+
+    def add(entry: str, kind: str, fold: str, instance: str, member: str, cost: float) -> None:
+        rows.append(
+            {
+                "entry": entry,
+                "kind": kind,
+                "fold": fold,
+                "instance": instance,
+                "member": member,
+                "regret": float(table.regret.loc[instance, member]),
+                "diverged": float(table.diverged.loc[instance, member]),
+                "catastrophic": float(table.catastrophic.loc[instance, member]),
+                "cost": cost,
+            }
+        )
+
+    by_instance = runs.groupby("instance", sort=False) if race else None
+    for fold, train, test in folds(groups, split):
+        sbs = SingleBest().fit(indexed.loc[train], regrets.loc[train])
+        chosen = {
+            name: make().fit(indexed.loc[train], regrets.loc[train]).choose_many(indexed.loc[test])
+            for name, make in selectors.items()
+        }
+        preference = [sbs.members[i] for i in np.argsort(sbs.mean_regret, kind="stable")]
+        for position, instance in enumerate(test):
+            add(SBS, "sbs", fold, instance, sbs.choose({}), 1.0)
+            add(VBS, "vbs", fold, instance, str(regrets.loc[instance].idxmin()), 1.0)
+            for name, choices in chosen.items():
+                add(name, "selector", fold, instance, choices[position], 1.0 + float(probe_cost[instance]))
+            for member in table.members:
+                add(member, "member", fold, instance, member, 1.0)
+            for baseline in table.baselines:
+                if pd.notna(table.regret.loc[instance, baseline]):
+                    add(baseline, "baseline", fold, instance, baseline, float(table.cost.loc[instance, baseline]))
+            if race:
+                rows.append(_race_row(by_instance.get_group(instance), table, preference, race_cost, fold, instance))
+    return pd.DataFrame(rows), table
+
+
+def _race_row(
+    instance_runs: pd.DataFrame, table: RegretTable, preference: list[str], max_cost: float, fold: str, instance: str
+) -> dict[str, Any]:
+    """The simulated race on one instance: per seed a race; the median outcome, like a member's."""
+    losses, costs, diverged, catastrophic, winners = [], [], [], [], []
+    for _, seed_runs in instance_runs[instance_runs["member"].isin(preference)].groupby("seed", sort=True):
+        result = simulate(seed_runs, [m for m in preference if m in set(seed_runs["member"])], max_cost=max_cost)
+        losses.append(result.loss)
+        costs.append(result.cost)
+        diverged.append(float(result.diverged))
+        regret = table.regret_of(instance, result.loss)
+        catastrophic.append(float(result.diverged or regret >= 0.5))
+        winners.append(result.winner)
+    return {
+        "entry": RACE,
+        "kind": "racing",
+        "fold": fold,
+        "instance": instance,
+        "member": max(set(winners), key=winners.count),
+        "regret": table.regret_of(instance, float(np.median(losses))),
+        "diverged": float(np.mean(diverged)),
+        "catastrophic": float(np.mean(catastrophic)),
+        "cost": float(np.mean(costs)),
+    }
+
+
+def summarize(per_instance: pd.DataFrame) -> pd.DataFrame:
+    """One row per entry: kind, instances, mean_regret, worst_decile, gap_closed, divergence_rate,
+    catastrophic_rate, compute (mean full-run equivalents). Gap closed compares with the SBS and VBS on
+    the entry's own instances (a baseline may lack some)."""
+    regret = per_instance.pivot_table(index="instance", columns="entry", values="regret", aggfunc="first")
+    out = []
+    for entry, rows in per_instance.groupby("entry", sort=False):
+        on = rows["instance"]
+        mean = float(rows["regret"].mean())
+        out.append(
+            {
+                "entry": entry,
+                "kind": rows["kind"].iloc[0],
+                "instances": len(rows),
+                "mean_regret": mean,
+                "worst_decile": worst_decile(rows["regret"]),
+                "gap_closed": gap_closed(float(regret.loc[on, SBS].mean()), mean, float(regret.loc[on, VBS].mean())),
+                "divergence_rate": float(rows["diverged"].mean()),
+                "catastrophic_rate": float(rows["catastrophic"].mean()),
+                "compute": float(rows["cost"].mean()),
+            }
+        )
+    order = {"vbs": 0, "sbs": 1, "selector": 2, "racing": 3, "baseline": 4, "member": 5}
+    summary = pd.DataFrame(out)
+    summary["_order"] = summary["kind"].map(order)
+    return summary.sort_values(["_order", "mean_regret"], kind="stable").drop(columns="_order").reset_index(drop=True)
+
+
+def evaluate(
+    runs: pd.DataFrame,
+    features: pd.DataFrame,
+    split: str = "family",
+    members: Sequence[str] | None = None,
+    selectors: Mapping[str, Callable[[], Any]] | None = None,
+    race: bool = True,
+) -> pd.DataFrame:
+    """The held-out table: one row per selector, racing, SBS, VBS, portfolio member and tuned baseline."""
+    per_instance, _ = evaluate_instances(runs, features, split, members, selectors, race)
+    return summarize(per_instance)
+
+
+def complementarity(table: RegretTable, near: float = NEAR_BEST) -> pd.DataFrame:
+    """Why each member is in: greedy forward selection of the portfolio by how much each member lowers the
+    VBS's mean regret, with per member its own mean regret, the instances where it is the best member
+    (first on ties) and where it is near-best (regret within `near` of the best member's).
+
+    Columns: member, rank (order of greedy selection), vbs_regret (mean VBS regret of the first `rank`
+    members), gain (how much adding it lowered that), mean_regret, best, near_best."""
+    regrets = table.member_regret()
+    matrix = regrets.to_numpy(dtype=float)
+    best_member = regrets.idxmin(axis=1)
+    least = matrix.min(axis=1, keepdims=True)
+    chosen: list[int] = []
+    current = np.full(len(matrix), np.inf)
+    previous = 1.0  # before any member: regret 1, as good as not training
+    rows = []
+    while len(chosen) < matrix.shape[1]:
+        candidates = [j for j in range(matrix.shape[1]) if j not in chosen]
+        scores = [float(np.mean(np.minimum(current, matrix[:, j]))) for j in candidates]
+        j = candidates[int(np.argmin(scores))]  # first on ties: portfolio order
+        current = np.minimum(current, matrix[:, j])
+        name = table.members[j]
+        rows.append(
+            {
+                "member": name,
+                "rank": len(chosen) + 1,
+                "vbs_regret": float(np.mean(current)),
+                "gain": previous - float(np.mean(current)),
+                "mean_regret": float(matrix[:, j].mean()),
+                "best": int((best_member == name).sum()),
+                "near_best": int((matrix[:, j] <= least[:, 0] + near).sum()),
+            }
+        )
+        previous = float(np.mean(current))
+        chosen.append(j)
+    return pd.DataFrame(rows)

@@ -1,0 +1,216 @@
+"""Racing: start every member, continue only the leaders, by successive halving — work is never thrown away.
+
+Successive halving (Jamieson & Talwalkar, AISTATS 2016; Karnin et al., ICML 2013) over the portfolio: all
+n members train to the first rung r_0 of the budget; the best 1/η (by the validation metric there)
+continue from their checkpoints to r_1 = η·r_0; …; the last one trains to the full budget and is the
+race's outcome. A continued run is bit for bit the uninterrupted one (the engine's checkpoints restore
+model, optimizer, controller and RNG, and every short run already plans for the full horizon), so the
+race costs only the steps it trains:
+
+    cost = Σ_k n_k · (r_k − r_{k−1}),    r_{−1} = 0, r_K = 1, n_K = 1      (full-run equivalents)
+
+`plan` picks rungs with cost ≤ `max_cost` (2 runs by default: the winner's run plus at most one run's
+worth of exploration). `simulate` replays a race on the meta-dataset's stored validation curves
+(`eval_frac`/`eval_values`) — exact, for the reason above; `race` runs one live through the one-run
+executor with `RunSpec(budget=rung, horizon=budget, resume_from=<the member's previous rung>)`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from lrcontrol.errors import LRControlError
+
+#: the default cap on a race's compute, in full runs
+MAX_COST = 2.0
+
+
+@dataclass(frozen=True)
+class Rung:
+    alive: int  # members training to this rung
+    frac: float  # the fraction of the budget they reach
+
+
+def plan(n_members: int, eta: int = 3, max_cost: float = MAX_COST, grid: Sequence[float] | None = None) -> list[Rung]:
+    """Successive-halving rungs for `n_members` with ratio `eta` and cost ≤ `max_cost` full runs.
+
+    Rungs follow r_k = η^(k−K) (the last at the full budget); when that costs more than `max_cost`, the
+    rungs before the last shrink by one common factor until it fits. grid: the fractions of the budget
+    where the runs are evaluated (a rung can only be judged there): rungs are moved to the last grid
+    point at or before them; if the grid is too coarse for η to fit the cost, a larger η (fewer, sharper
+    cuts) is tried; if nothing fits, the cheapest plan is returned."""
+    if n_members < 1:
+        raise LRControlError("a race needs at least one member")
+    if eta < 2:
+        raise LRControlError(f"eta must be ≥ 2, got {eta}")
+    if max_cost < 1:
+        raise LRControlError(f"max_cost must be ≥ 1 (the winner's full run), got {max_cost}")
+    if n_members == 1:
+        return [Rung(1, 1.0)]
+    points = None if grid is None else np.unique(np.asarray(grid, dtype=float))
+    cheapest: tuple[float, list[Rung]] | None = None
+    for e in range(eta, max(eta, n_members) + 1):
+        rounds = math.ceil(math.log(n_members) / math.log(e) - 1e-9)
+        alive = [max(1, math.ceil(n_members / e**k)) for k in range(rounds)] + [1]
+        fracs = [float(e ** (k - rounds)) for k in range(rounds)]
+        exploring = sum(a * (f - p) for a, f, p in zip(alive, fracs, [0.0] + fracs[:-1])) - fracs[-1]
+        scale = 1.0 if 1.0 + exploring <= max_cost else (max_cost - 1.0) / exploring
+        for _ in range(60):  # shrink further only while snapping to the grid pushes the cost over
+            rungs = [Rung(a, f * scale if points is None else _snap(points, f * scale)) for a, f in zip(alive, fracs)]
+            rungs.append(Rung(1, 1.0))
+            spent = cost_of(rungs)
+            if cheapest is None or spent < cheapest[0] - 1e-12:
+                cheapest = (spent, rungs)
+            if spent <= max_cost + 1e-9:
+                return rungs
+            scale *= 0.85
+    assert cheapest is not None
+    return cheapest[1]
+
+
+def affordable(n_members: int, eta: int = 3, max_cost: float = MAX_COST, grid: Sequence[float] | None = None) -> int:
+    """The most members a race can start with and stay within `max_cost` on this evaluation grid (≥ 1)."""
+    for n in range(n_members, 1, -1):
+        if cost_of(plan(n, eta, max_cost, grid)) <= max_cost + 1e-9:
+            return n
+    return 1
+
+
+def cost_of(rungs: Sequence[Rung]) -> float:
+    """The planned compute of a race: Σ n_k (r_k − r_{k−1}) full runs (continued, never restarted)."""
+    return sum(r.alive * (r.frac - p) for r, p in zip(rungs, [0.0] + [q.frac for q in rungs[:-1]]))
+
+
+@dataclass
+class RaceResult:
+    """A race's outcome: the winner and its final (oriented, lower = better) score, and what it cost."""
+
+    winner: str
+    loss: float  # the winner's final metric, oriented so that lower is better (+inf: it failed)
+    cost: float  # full-run equivalents trained, extra steps (e.g. an LR range test) included
+    diverged: bool
+    rungs: list[dict[str, Any]] = field(default_factory=list)  # per rung: frac and each member's score
+    trajectory: Any = None  # live races: the winner's full Trajectory
+
+
+def _eliminate(scores: Mapping[str, float], order: Sequence[str], keep: int) -> list[str]:
+    """The `keep` members of least score, ties to the earlier in `order` (deterministic)."""
+    ranked = sorted(order, key=lambda m: (scores[m], order.index(m)))
+    return ranked[:keep]
+
+
+def _snap(grid: np.ndarray, frac: float) -> float:
+    """The rung on the evaluation grid: the last evaluation at or before `frac` (the first if none)."""
+    positive = grid[grid > 0]
+    below = positive[positive <= frac + 1e-9]
+    return float(below.max() if below.size else positive.min())
+
+
+def simulate(runs: Any, members: Sequence[str] | None = None, eta: int = 3, max_cost: float = MAX_COST) -> RaceResult:
+    """Replay a race on one instance and seed from the meta-dataset's rows `runs` (one per member, with
+    `member`, `eval_frac`, `eval_values`, `final_metric`, `higher_is_better`, `diverged`, `cost`).
+
+    members: the racers in order of preference (default: every row's member, in row order): ties go to
+    the earlier, and when the evaluation grid is too coarse for all of them to fit `max_cost`, the race
+    starts with the longest prefix that fits."""
+    rows = {str(r["member"]): r for r in runs.to_dict("records")} if hasattr(runs, "to_dict") else dict(runs)
+    members = list(rows) if members is None else list(members)
+    missing = [m for m in members if m not in rows]
+    if missing:
+        raise LRControlError(f"no run of member {missing[0]} to race")
+    curves = {}
+    for m in members:
+        r = rows[m]
+        sign = -1.0 if bool(r["higher_is_better"]) else 1.0
+        frac = np.asarray(r["eval_frac"], dtype=float)
+        values = sign * np.asarray(r["eval_values"], dtype=float)
+        diverged = bool(r["diverged"]) or not np.isfinite(float(r["final_metric"]))
+        cost = float(r["cost"])
+        # a finished run's extra steps are what it cost beyond its budget; a diverged run stopped at `cost`
+        length = min(1.0, cost) if diverged else 1.0
+        extra = 0.0 if diverged else max(0.0, cost - 1.0)
+        final = sign * float(r["final_metric"]) if not diverged else math.inf
+        curves[m] = (frac, values, diverged, length, extra, final)
+    grid = max((c[0] for c in curves.values()), key=len)
+    members = members[: affordable(len(members), eta, max_cost, grid)]
+    alive, reached, total, log = list(members), dict.fromkeys(members, 0.0), 0.0, []
+    rungs = plan(len(members), eta, max_cost, grid)
+    for i, rung in enumerate(rungs):
+        frac = rung.frac
+        scores = {}
+        for m in alive:
+            frac_m, values, diverged, length, extra, final = curves[m]
+            total += (extra if reached[m] == 0.0 else 0.0) + max(0.0, min(frac, length) - min(reached[m], length))
+            reached[m] = frac
+            if diverged and length <= frac + 1e-12:
+                scores[m] = math.inf
+            elif frac >= 1.0:
+                scores[m] = final
+            else:
+                at = np.flatnonzero(np.abs(frac_m - frac) < 1e-9)
+                value = values[at[-1]] if at.size else math.inf
+                scores[m] = float(value) if math.isfinite(value) else math.inf
+        log.append({"frac": frac, "scores": scores})
+        keep = rungs[i + 1].alive if i + 1 < len(rungs) else 1
+        alive = _eliminate(scores, alive, keep)
+    winner = alive[0]
+    return RaceResult(winner, curves[winner][5], total, curves[winner][2], log)
+
+
+def race(
+    task: str,
+    members: Mapping[str, str],
+    executor: Any,
+    *,
+    seed: int = 0,
+    budget: int | None = None,
+    size: str = "default",
+    eta: int = 3,
+    max_cost: float = MAX_COST,
+) -> RaceResult:
+    """Race the portfolio `members` (name → spec, in order of preference, as in `simulate`) live on `task`
+    through an executor with a checkpoint directory: each rung continues a member's previous run from its
+    checkpoint."""
+    from lrcontrol.bench.run_spec import RunSpec
+    from lrcontrol.tasks import get_task
+
+    if getattr(executor, "checkpoint_dir", None) is None:
+        raise LRControlError("racing continues runs from their checkpoints: give the executor a checkpoint_dir")
+    the_task = get_task(task, size)
+    budget = the_task.budget if budget is None else budget
+    sign = -1.0 if the_task.higher_is_better else 1.0
+    grid = np.array(sorted({*range(the_task.eval_every, budget + 1, the_task.eval_every), budget}), dtype=float)
+    names = list(members)[: affordable(len(members), eta, max_cost, grid / budget)]
+    rungs = plan(len(names), eta, max_cost, grid / budget)
+    alive, previous, trained, extra, log = names, {}, dict.fromkeys(names, 0), {}, []
+    trajectories: dict[str, Any] = {}
+    for i, rung in enumerate(rungs):
+        steps = int(round(rung.frac * budget))
+        runs = {}
+        for m in alive:
+            runs[m] = RunSpec.create(
+                task, members[m], seed, steps, size=size, horizon=budget, resume_from=previous.get(m)
+            )
+        futures = {m: executor.submit(run) for m, run in runs.items()}
+        scores = {}
+        for m, future in futures.items():
+            trajectory = future.result()
+            trajectories[m] = trajectory
+            trained[m] = trajectory.steps  # a diverged run stops: it trained only to there
+            extra[m] = trajectory.extra_steps
+            previous[m] = runs[m].key
+            value = trajectory.val[-1].get(the_task.metric, math.nan) if trajectory.val else math.nan
+            finite = not trajectory.diverged and math.isfinite(value)
+            scores[m] = sign * value if finite else math.inf
+        log.append({"frac": steps / budget, "scores": scores})
+        keep = rungs[i + 1].alive if i + 1 < len(rungs) else 1
+        alive = _eliminate(scores, alive, keep)
+    winner = alive[0]
+    cost = sum(trained[m] + extra[m] for m in trained) / budget
+    final = trajectories[winner]
+    return RaceResult(winner, log[-1]["scores"][winner], cost, bool(final.diverged), log, final)

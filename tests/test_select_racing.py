@@ -1,0 +1,85 @@
+"""Racing (issue 12): successive-halving plans within 2 runs, the simulation on stored curves, and a live
+race through the one-run executor that continues the leaders from their checkpoints — same winner,
+same score, same cost as the simulation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from synthetic_meta import meta_dataset
+
+from lrcontrol.bench import LocalExecutor, run
+from lrcontrol.select.racing import affordable, cost_of, plan, race, simulate
+from lrcontrol.tasks import get_task
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 6, 9, 12, 16])
+@pytest.mark.parametrize("step", [None, 0.05, 0.1])
+def test_plans_halve_to_one_member_at_the_full_budget_within_two_runs(n, step):
+    grid = None if step is None else np.arange(0, 1 + 1e-9, step)
+    rungs = plan(n, grid=grid)
+    assert rungs[0].alive == n and rungs[-1].alive == 1 and rungs[-1].frac == 1.0
+    assert all(a.alive >= b.alive and a.frac <= b.frac for a, b in zip(rungs, rungs[1:]))
+    if grid is not None:
+        assert all(np.isclose(grid, r.frac).any() for r in rungs)
+    if n <= affordable(n, grid=grid):
+        assert cost_of(rungs) <= 2.0 + 1e-9
+
+
+def test_a_coarse_grid_races_the_longest_affordable_prefix_of_members():
+    grid = np.arange(0, 1 + 1e-9, 0.25)
+    n = affordable(12, grid=grid)
+    assert 1 < n < 12 and cost_of(plan(n, grid=grid)) <= 2.0 + 1e-9
+    assert cost_of(plan(n + 1, grid=grid)) > 2.0
+
+
+def test_simulated_race_finds_the_best_member_and_skips_the_diverging_one():
+    runs, _ = meta_dataset()
+    instance = runs[(runs["member"].isin(["alpha", "beta", "gamma"])) & (runs["seed"] == 0)]
+    for _, rows in instance.groupby("instance"):
+        result = simulate(rows, ["gamma", "alpha", "beta"])
+        best = rows.loc[rows["final_metric"].idxmin(), "member"]
+        assert result.winner == best and result.cost <= 2.0
+        assert result.loss == pytest.approx(rows["final_metric"].min())
+
+
+def as_meta_row(member: str, spec: str, trajectory, task) -> dict:
+    """A meta-dataset row of a full run, as the meta-dataset records it."""
+    metric = task.metric
+    values = [v.get(metric, math.nan) for v in trajectory.val]
+    return {
+        "member": member,
+        "spec": spec,
+        "diverged": trajectory.diverged,
+        "final_metric": math.nan if trajectory.diverged else values[-1],
+        "higher_is_better": task.higher_is_better,
+        "cost": (trajectory.steps + trajectory.extra_steps) / trajectory.budget,
+        "eval_frac": [s / trajectory.budget for s in trajectory.eval_steps],
+        "eval_values": values,
+    }
+
+
+def test_a_live_race_continues_the_leaders_and_matches_the_simulation(tmp_path):
+    """sphere-10 (smoke) over 200 steps, evaluated every 10: four members, one of which diverges."""
+    members = {
+        "sgd-slow": "sgd(lr=0.002)",
+        "sgd-cosine": "sgd(lr=0.05) + cosine()",
+        "adam": "adam(lr=0.05)",
+        "sgd-huge": "sgd(lr=30)",
+    }
+    task, budget = get_task("sphere-10", "smoke"), 200
+    full = pd.DataFrame([as_meta_row(m, s, run(task, s, 0, budget), task) for m, s in members.items()])
+    assert full.loc[full["member"] == "sgd-huge", "diverged"].item()
+    simulated = simulate(full, list(members))
+    with LocalExecutor(workers=1, checkpoint_dir=str(tmp_path)) as executor:
+        live = race("sphere-10", members, executor, seed=0, budget=budget, size="smoke")
+    assert live.winner == simulated.winner
+    assert live.loss == simulated.loss  # bit for bit: the continued run is the uninterrupted one
+    assert live.cost == pytest.approx(simulated.cost) and live.cost <= 2.0
+    assert [r["frac"] for r in live.rungs] == pytest.approx([r["frac"] for r in simulated.rungs])
+    for live_rung, sim_rung in zip(live.rungs, simulated.rungs):
+        assert live_rung["scores"] == sim_rung["scores"]
+    assert len(live.rungs) == 3 and live.trajectory.steps == budget
