@@ -9,8 +9,9 @@ The held-out predictions of all folds are pooled and scored:
 - mean regret and worst-decile regret (mean of the worst tenth of instances), `lrcontrol.select.regret`;
 - gap closed: (SBS − selector) / (SBS − VBS) on mean regret over the same instances (ASlib);
 - divergence rate and catastrophic rate (diverged, or regret ≥ 0.5) over the chosen runs;
-- compute in full-run equivalents: 1 run of the chosen member plus the instance's probe cost for a
-  feature-based selector; the simulated race's steps; a tuned baseline's whole search.
+- compute in full-run equivalents: the chosen member's run (its extra steps, e.g. an LR range test,
+  included; a diverged run only to where it stopped) plus the instance's probe cost for a feature-based
+  selector; the simulated race's steps; a tuned baseline's whole search.
 
     summary = evaluate(read_runs("metadata/runs.parquet"), read_features("metadata/features.parquet"))
 """
@@ -34,14 +35,16 @@ NEAR_BEST = 0.05
 SBS = "single best (SBS)"
 VBS = "virtual best (VBS)"
 RACE = "racing (≤ 2 runs)"
+#: racing whose entrants and tie order come from the k-nearest selector's predicted regrets (probes paid)
+RACE_KNN = "k-nearest → racing"
 
 
 def default_selectors() -> dict[str, Callable[[], Any]]:
     """The selectors evaluated by default: name → a fresh, unfitted selector."""
     return {
         "k-nearest (k=5)": lambda: KNearest(k=5),
-        "pairwise forest": lambda: PairwiseClassifier(trees=16, max_depth=5),
-        "regret regression": lambda: RegretRegression(trees=32, max_depth=6),
+        "pairwise forest": lambda: PairwiseClassifier(trees=8, max_depth=4),
+        "regret regression": lambda: RegretRegression(trees=16, max_depth=6),
     }
 
 
@@ -90,9 +93,11 @@ def evaluate_instances(
     selectors: Mapping[str, Callable[[], Any]] | None = None,
     race: bool = True,
     race_cost: float = MAX_COST,
+    on_fold: Callable[[int, int, str], None] | None = None,
 ) -> tuple[pd.DataFrame, RegretTable]:
     """One row per (entry, held-out instance): entry, kind, fold, instance, member, regret, diverged,
-    catastrophic, cost; and the regret table it was scored with."""
+    catastrophic, cost; and the regret table it was scored with. on_fold(done, total, held_out) is called
+    after each fold (a progress bar)."""
     table = regret_table(runs, members)
     groups = instance_groups(runs).loc[table.instances]
     indexed = check_features(features, table.instances)
@@ -101,7 +106,8 @@ def evaluate_instances(
     regrets = table.member_regret()
     rows: list[dict[str, Any]] = []
 
-    def add(entry: str, kind: str, fold: str, instance: str, member: str, cost: float) -> None:
+    def add(entry: str, kind: str, fold: str, instance: str, member: str, extra: float = 0.0) -> None:
+        # compute: the chosen run's own cost (an LR range test's steps included; a baseline's whole search)
         rows.append(
             {
                 "entry": entry,
@@ -112,35 +118,53 @@ def evaluate_instances(
                 "regret": float(table.regret.loc[instance, member]),
                 "diverged": float(table.diverged.loc[instance, member]),
                 "catastrophic": float(table.catastrophic.loc[instance, member]),
-                "cost": cost,
+                "cost": float(table.cost.loc[instance, member]) + extra,
             }
         )
 
     by_instance = runs.groupby("instance", sort=False) if race else None
-    for fold, train, test in folds(groups, split):
+    splits = folds(groups, split)
+    for done, (fold, train, test) in enumerate(splits, start=1):
         sbs = SingleBest().fit(indexed.loc[train], regrets.loc[train])
         chosen = {
             name: make().fit(indexed.loc[train], regrets.loc[train]).choose_many(indexed.loc[test])
             for name, make in selectors.items()
         }
         preference = [sbs.members[i] for i in np.argsort(sbs.mean_regret, kind="stable")]
+        if race:
+            knn = KNearest(k=5).fit(indexed.loc[train], regrets.loc[train])
+            knn_scores = knn.scores(knn.inputs.matrix(indexed.loc[test, knn.inputs.columns].to_numpy(dtype=float)))
         for position, instance in enumerate(test):
-            add(SBS, "sbs", fold, instance, sbs.choose({}), 1.0)
-            add(VBS, "vbs", fold, instance, str(regrets.loc[instance].idxmin()), 1.0)
+            add(SBS, "sbs", fold, instance, sbs.choose({}))
+            add(VBS, "vbs", fold, instance, str(regrets.loc[instance].idxmin()))
             for name, choices in chosen.items():
-                add(name, "selector", fold, instance, choices[position], 1.0 + float(probe_cost[instance]))
+                add(name, "selector", fold, instance, choices[position], float(probe_cost[instance]))
             for member in table.members:
-                add(member, "member", fold, instance, member, 1.0)
+                add(member, "member", fold, instance, member)
             for baseline in table.baselines:
                 if pd.notna(table.regret.loc[instance, baseline]):
-                    add(baseline, "baseline", fold, instance, baseline, float(table.cost.loc[instance, baseline]))
+                    add(baseline, "baseline", fold, instance, baseline)
             if race:
-                rows.append(_race_row(by_instance.get_group(instance), table, preference, race_cost, fold, instance))
+                here = by_instance.get_group(instance)
+                rows.append(_race_row(here, table, preference, race_cost, fold, instance, RACE))
+                # the probes come first: the race gets what is left of the budget
+                ranked = [knn.members[i] for i in np.argsort(knn_scores[position], kind="stable")]
+                probe = float(probe_cost[instance])
+                row = _race_row(here, table, ranked, race_cost - probe, fold, instance, RACE_KNN)
+                rows.append({**row, "cost": row["cost"] + probe})
+        if on_fold is not None:
+            on_fold(done, len(splits), fold)
     return pd.DataFrame(rows), table
 
 
 def _race_row(
-    instance_runs: pd.DataFrame, table: RegretTable, preference: list[str], max_cost: float, fold: str, instance: str
+    instance_runs: pd.DataFrame,
+    table: RegretTable,
+    preference: list[str],
+    max_cost: float,
+    fold: str,
+    instance: str,
+    entry: str,
 ) -> dict[str, Any]:
     """The simulated race on one instance: per seed a race; the median outcome, like a member's."""
     losses, costs, diverged, catastrophic, winners = [], [], [], [], []
@@ -153,7 +177,7 @@ def _race_row(
         catastrophic.append(float(result.diverged or regret >= 0.5))
         winners.append(result.winner)
     return {
-        "entry": RACE,
+        "entry": entry,
         "kind": "racing",
         "fold": fold,
         "instance": instance,

@@ -17,6 +17,7 @@ executor with `RunSpec(budget=rung, horizon=budget, resume_from=<the member's pr
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -52,7 +53,14 @@ def plan(n_members: int, eta: int = 3, max_cost: float = MAX_COST, grid: Sequenc
         raise LRControlError(f"max_cost must be ≥ 1 (the winner's full run), got {max_cost}")
     if n_members == 1:
         return [Rung(1, 1.0)]
-    points = None if grid is None else np.unique(np.asarray(grid, dtype=float))
+    points = None if grid is None else tuple(np.unique(np.asarray(grid, dtype=float)).tolist())
+    return list(_plan(n_members, eta, float(max_cost), points))
+
+
+@functools.lru_cache(maxsize=4096)
+def _plan(n_members: int, eta: int, max_cost: float, grid: tuple[float, ...] | None) -> tuple[Rung, ...]:
+    """`plan` for hashable arguments (races on one grid repeat the same plan: computed once)."""
+    points = None if grid is None else np.asarray(grid)
     cheapest: tuple[float, list[Rung]] | None = None
     for e in range(eta, max(eta, n_members) + 1):
         rounds = math.ceil(math.log(n_members) / math.log(e) - 1e-9)
@@ -67,10 +75,10 @@ def plan(n_members: int, eta: int = 3, max_cost: float = MAX_COST, grid: Sequenc
             if cheapest is None or spent < cheapest[0] - 1e-12:
                 cheapest = (spent, rungs)
             if spent <= max_cost + 1e-9:
-                return rungs
+                return tuple(rungs)
             scale *= 0.85
     assert cheapest is not None
-    return cheapest[1]
+    return tuple(cheapest[1])
 
 
 def affordable(n_members: int, eta: int = 3, max_cost: float = MAX_COST, grid: Sequence[float] | None = None) -> int:
