@@ -29,7 +29,10 @@ def test_arguments_are_canonical_and_round_trip():
 
 
 def test_every_declared_parameter_is_one_line_with_a_doc_and_a_family():
-    assert [p.name for p in TASK_PARAMS][:2] == ["batch", "epochs"]  # batch is applied before epochs reads it
+    names = [p.name for p in TASK_PARAMS]
+    # batch and fraction are applied before epochs reads them; the length before evals reads the budget
+    assert names.index("batch") < names.index("fraction") < names.index("epochs") < names.index("evals")
+    assert names.index("steps") < names.index("evals")
     assert all(p.param.doc and p.families for p in TASK_PARAMS)
 
 
@@ -81,8 +84,80 @@ def test_train_metric_records_the_training_split_and_is_absent_otherwise():
         ("sphere-10(batch=3)", "takes no argument"),
         ("iris-logreg(epochs=2.5)", "must be an integer"),
         ("iris-logreg(batch=1e9)", "fewer than the batch size"),
+        ("iris-logreg(width=8)", "takes no argument 'width'"),
+        ("fmnist-finetune(depth=2)", "takes no argument 'depth'"),
+        ("iris-mlp(epochs=2, steps=10)", "epochs or as steps, not both"),
+        ("iris-mlp(fraction=0)", "fraction must be in"),
+        ("iris-mlp(label_noise=1.0)", "label_noise must be in"),
+        ("sphere-10(batch=4)", "takes no argument 'batch'"),
+        ("shakespeare-transformer(width=31)", "must be a multiple of its"),
+        ("mnist1d-cnn(depth=2)", "takes no argument 'depth'"),
+        ("iris-mlp(fraction=0.01)", "fewer than the batch size"),
     ],
 )
 def test_bad_task_arguments_fail_with_a_clear_message(name, message):
     with pytest.raises(LRControlError, match=message):
         get_task(name, "smoke").build(0)
+
+
+def test_new_arguments_are_canonical_and_change_the_key():
+    task = get_task("vowel-mlp(label_noise=0.2, depth=3, width=16, evals=10, steps=300, fraction=0.5)", "smoke")
+    assert task.name == "vowel-mlp(fraction=0.5, steps=300, evals=10, width=16, depth=3, label_noise=0.2)"
+    assert get_task(task.name, "smoke") == task
+    assert task.key != get_task("vowel-mlp", "smoke").key
+    assert (task.budget, task.eval_every) == (300, 30)
+    assert get_task("vowel-mlp(width=64, depth=2)", "smoke").name == "vowel-mlp"  # the task's own shape
+    assert get_task("sphere-10(steps=1000)").name == "sphere-10"  # the task's own budget
+
+
+def test_width_and_depth_shape_the_models():
+    hidden = [
+        m.out_features
+        for m in get_task("iris-mlp(width=8, depth=3)", "smoke").build(0).model
+        if isinstance(m, torch.nn.Linear)
+    ]
+    assert hidden == [8, 8, 8, 3]
+    image = get_task("fmnist-mlp(width=32, depth=1)", "smoke").build(0).model
+    assert [m.out_features for m in image if isinstance(m, torch.nn.Linear)] == [32, 10]
+    assert get_task("fmnist-cnn(width=4)", "smoke").build(0).model[0].out_channels == 4
+    assert get_task("mnist1d-cnn(width=10)", "smoke").build(0).model[1].out_channels == 10
+    lm = get_task("shakespeare-transformer(width=16, depth=1, context=8)", "smoke")
+    assert (lm.width, lm.layers, lm.context) == (16, 1, 8)
+    assert lm.build(0).model.position.weight.shape == (8, 16)
+
+
+def test_fraction_and_label_noise_change_only_the_training_split_and_not_with_the_seed():
+    plain = get_task("vowel-mlp", "smoke").build(0).splits
+    task = get_task("vowel-mlp(fraction=0.5, label_noise=0.3)", "smoke")
+    a, b = task.build(0).splits, task.build(1).splits
+    assert len(a["train"][1]) == round(0.5 * len(plain["train"][1]))
+    assert torch.equal(a["train"][0], b["train"][0]) and torch.equal(a["train"][1], b["train"][1])
+    for split in ("val", "test"):
+        assert torch.equal(a[split][1], plain[split][1])
+    clean = get_task("vowel-mlp(fraction=0.5)", "smoke").build(0).splits["train"]
+    assert torch.equal(clean[0], a["train"][0])
+    flipped = (clean[1] != a["train"][1]).float().mean().item()
+    assert 0.2 < flipped < 0.4  # about 30 % of the labels, each to a different class
+    assert task.meta_features()["examples"] == len(a["train"][1])
+
+
+def test_epochs_count_the_kept_fraction_and_steps_set_the_budget():
+    task = get_task("vowel-mlp(fraction=0.5, epochs=2)", "smoke")
+    assert task.budget == 2 * (len(task.build(0).splits["train"][1]) // task.batch_size)
+    noisy = get_task("sphere-10-noisy(batch=8, steps=40)", "smoke")
+    assert (noisy.batch_size, noisy.budget) == (8, 40)
+    assert run(noisy, "sgd(lr=0.01)", 0).steps == 40
+
+
+def test_lrcontrol_tasks_lists_every_argument():
+    import json
+
+    from typer.testing import CliRunner
+
+    from lrcontrol.cli import app
+
+    result = CliRunner().invoke(app, ["tasks", "--arguments", "--json"])
+    assert result.exit_code == 0, result.output
+    listed = json.loads(result.output)
+    assert [e["argument"] for e in listed] == [p.name for p in TASK_PARAMS]
+    assert all(e["meaning"] and e["tasks"] for e in listed)

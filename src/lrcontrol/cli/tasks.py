@@ -54,6 +54,9 @@ def tasks_cmd(
     size: str = typer.Option("default", "--size", help=f"size whose meta-features are shown: {', '.join(SIZES)}"),
     meta: bool = typer.Option(True, "--meta/--no-meta", help="compute meta-features (loads each task's data)"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+    arguments: bool = typer.Option(
+        False, "--arguments", help="list the task arguments instead (e.g. letter-logreg(batch=64, epochs=100))"
+    ),
 ) -> None:
     """List the benchmark tasks: family, budgets per size, primary metric, target and meta-features.
 
@@ -61,10 +64,15 @@ def tasks_cmd(
 
         lrcontrol tasks --family tabular
 
+        lrcontrol tasks --arguments
+
         lrcontrol tasks sphere-50-noisy rastrigin-20 --json
     """
     if size not in SIZES:
         raise LRControlError(f"unknown task size {size!r}; choose one of {', '.join(SIZES)}")
+    if arguments:
+        _arguments(as_json)
+        return
     from lrcontrol.tasks import get_task, list_tasks
 
     selected = list(names) if names else list_tasks(family)
@@ -111,3 +119,28 @@ def tasks_cmd(
     for e in entries:
         if meta and e["meta_features"] is None:
             console.print(markup("[red]{}:[/] {}", e["name"], e["data_error"]), highlight=False)
+
+
+def _arguments(as_json: bool) -> None:
+    """The declared task arguments (lrcontrol.tasks.params.TASK_PARAMS): name, where, values, meaning."""
+    from lrcontrol.tasks.params import TASK_PARAMS
+
+    entries = [
+        {
+            "argument": p.name,
+            "tasks": p.where or ", ".join(p.families),
+            "default": "the task's own" if p.param.default is None else p.param.default,
+            "values": p.param.describe_range() or p.param.type,
+            "meaning": p.param.doc,
+        }
+        for p in TASK_PARAMS
+    ]
+    if as_json:
+        print_json(entries)
+        return
+    table = Table(title="task arguments: name(argument=value, …)")
+    for column in ("argument", "tasks", "default", "values", "meaning"):
+        table.add_column(column, style="bold cyan" if column == "argument" else None)
+    for e in entries:
+        table.add_row(*(str(e[c]) for c in ("argument", "tasks", "default", "values", "meaning")))
+    console.print(table)

@@ -9,6 +9,7 @@ computed in chunks so memory stays flat.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -96,3 +97,39 @@ def classification_meta(
         "class_imbalance": float(counts.max() / max(counts.min(), 1)),
         "epochs": task.budget * task.batch_size / train,
     }
+
+
+#: seeds of the fixed training subset and of the label noise (part of the task version, never the run's seed)
+SUBSET_SEED, NOISE_SEED = 0, 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClassificationTask(Task):
+    """A task trained on an in-memory training split: the task arguments `fraction` (keep a fixed
+    subset of the training split) and `label_noise` (replace that fraction of the training labels by a
+    different class drawn uniformly) change the training split only; val and test stay as they are."""
+
+    train_fraction: float = 1.0
+    label_noise: float = 0.0
+
+    def training_split(self, splits: dict[str, Any], classes: int) -> dict[str, Any]:
+        """`splits` with the training split cut to `train_fraction` and `label_noise` applied (the same
+        subset and the same flipped labels for every seed: they belong to the task, not the run)."""
+        if self.train_fraction >= 1.0 and self.label_noise <= 0.0:
+            return splits
+        inputs, labels = splits["train"]
+        is_tensor = isinstance(labels, torch.Tensor)
+        array = labels.numpy() if is_tensor else np.asarray(labels)
+        keep = max(1, round(self.train_fraction * len(array)))
+        index = np.sort(np.random.default_rng(SUBSET_SEED).permutation(len(array))[:keep])
+        kept = array[index].copy()
+        if self.label_noise > 0.0 and classes > 1:
+            rng = np.random.default_rng(NOISE_SEED)
+            flip = rng.random(len(kept)) < self.label_noise
+            # a shift in 1..k−1 modulo k: a flipped label is always a different class
+            kept[flip] = (kept[flip] + rng.integers(1, classes, int(flip.sum()))) % classes
+        if is_tensor:
+            new = (inputs[torch.from_numpy(index)].contiguous(), torch.from_numpy(kept))
+        else:
+            new = (inputs[index], kept)
+        return {**splits, "train": new}

@@ -35,8 +35,8 @@ import torch
 import torch.nn.functional as F
 
 from lrcontrol.data.cache import cache_dir
-from lrcontrol.tasks.base import Task, seeded
-from lrcontrol.tasks.classification import ClassificationInstance, classification_meta
+from lrcontrol.tasks.base import seeded
+from lrcontrol.tasks.classification import ClassificationInstance, ClassificationTask, classification_meta
 from lrcontrol.tasks.image import _Standardise, image_splits
 from lrcontrol.tasks.registry import register_task
 
@@ -128,7 +128,7 @@ def pretrained_backbone(size: str) -> dict[str, torch.Tensor]:
 
 
 @dataclass(frozen=True, kw_only=True)
-class FinetuneTask(Task):
+class FinetuneTask(ClassificationTask):
     """Fine-tune a backbone pretrained on Fashion-MNIST classes 0–4 on classes 5–9."""
 
     dataset: str = "fmnist"
@@ -136,11 +136,12 @@ class FinetuneTask(Task):
 
     def splits(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         splits, _, _ = image_splits(self.size)
-        return {
+        subsets = {
             "train": _subset(splits["train"], FINETUNE_CLASSES, FINETUNE_TRAIN[self.size]),
             "val": _subset(splits["val"], FINETUNE_CLASSES),
             "test": _subset(splits["test"], FINETUNE_CLASSES),
         }
+        return self.training_split(subsets, len(FINETUNE_CLASSES))
 
     def build(self, seed: int) -> ClassificationInstance:
         _, mean, std = image_splits(self.size)

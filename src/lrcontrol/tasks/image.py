@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from lrcontrol.data import fashion_mnist
-from lrcontrol.tasks.base import Task, seeded
-from lrcontrol.tasks.classification import ClassificationInstance, classification_meta, mlp
+from lrcontrol.tasks.base import seeded
+from lrcontrol.tasks.classification import ClassificationInstance, ClassificationTask, classification_meta, mlp
 from lrcontrol.tasks.registry import register_task
 
 IMAGE_VERSION = "1"
@@ -67,41 +67,51 @@ class _Standardise:
         return ((images.float() / 255.0 - self.mean) / self.std).unsqueeze(1)
 
 
-def small_cnn() -> torch.nn.Sequential:
+def small_cnn(width: int = 16) -> torch.nn.Sequential:
     # Strided convolutions instead of max-pooling: a quarter of the multiply-adds, so that a default
     # run takes seconds on one CPU thread.
     return torch.nn.Sequential(
-        torch.nn.Conv2d(1, 16, 3, stride=2, padding=1),
+        torch.nn.Conv2d(1, width, 3, stride=2, padding=1),
         torch.nn.ReLU(),
-        torch.nn.Conv2d(16, 32, 3, stride=2, padding=1),
+        torch.nn.Conv2d(width, 2 * width, 3, stride=2, padding=1),
         torch.nn.ReLU(),
         torch.nn.Flatten(),
-        torch.nn.Linear(32 * 7 * 7, 10),
+        torch.nn.Linear(2 * width * 7 * 7, 10),
     )
 
 
-def image_mlp() -> torch.nn.Sequential:
-    return torch.nn.Sequential(torch.nn.Flatten(), *mlp([784, 256, 128, 10]))
+def image_mlp(hidden: tuple[int, ...] = (256, 128)) -> torch.nn.Sequential:
+    return torch.nn.Sequential(torch.nn.Flatten(), *mlp([784, *hidden, 10]))
 
 
 @dataclass(frozen=True, kw_only=True)
-class ImageTask(Task):
-    """Fashion-MNIST with model "mlp" or "cnn"."""
+class ImageTask(ClassificationTask):
+    """Fashion-MNIST with model "mlp" or "cnn"; `width`/`depth` None: the default shapes above (an MLP with
+    either given has `depth` hidden layers of `width` units; a CNN's `width` is its first layer's channels)."""
 
     dataset: str = "fmnist"
     model: str
+    width: int | None = None
+    depth: int | None = None
 
     def _model(self) -> torch.nn.Module:
-        return image_mlp() if self.model == "mlp" else small_cnn()
+        if self.model == "cnn":
+            return small_cnn(self.width or 16)
+        if self.width is None and self.depth is None:
+            return image_mlp()
+        return image_mlp((self.width or 256,) * (self.depth or 2))
+
+    def _splits(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        return self.training_split(image_splits(self.size)[0], 10)
 
     def build(self, seed: int) -> ClassificationInstance:
-        splits, mean, std = image_splits(self.size)
+        _, mean, std = image_splits(self.size)
         with seeded(seed):
             model = self._model()
-        return ClassificationInstance(self, model, splits, prepare=_Standardise(mean, std))
+        return ClassificationInstance(self, model, self._splits(), prepare=_Standardise(mean, std))
 
     def meta_features(self) -> dict[str, float | int | str]:
-        splits, _, _ = image_splits(self.size)
+        splits = self._splits()
         return classification_meta(self, splits["train"][1].numpy(), len(splits["val"][1]), self._model(), 10, 784)
 
 

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from lrcontrol.data import mnist1d
-from lrcontrol.tasks.base import Task, seeded
-from lrcontrol.tasks.classification import ClassificationInstance, classification_meta, mlp
+from lrcontrol.tasks.base import seeded
+from lrcontrol.tasks.classification import ClassificationInstance, ClassificationTask, classification_meta, mlp
 from lrcontrol.tasks.registry import register_task
 
 SEQUENCE_VERSION = "1"
@@ -72,22 +72,29 @@ def conv1d_net(length: int = 40, channels: int = 25) -> torch.nn.Sequential:
 
 
 @dataclass(frozen=True, kw_only=True)
-class SequenceTask(Task):
-    """MNIST-1D with model "mlp" or "cnn"."""
+class SequenceTask(ClassificationTask):
+    """MNIST-1D with model "mlp" (`depth` hidden layers of `width` units) or "cnn" (`width` channels)."""
 
     dataset: str = "mnist1d"
     model: str
+    width: int = 100
+    depth: int | None = None
 
     def _model(self) -> torch.nn.Module:
-        return mlp([40, 100, 100, 10]) if self.model == "mlp" else conv1d_net()
+        if self.model == "mlp":
+            return mlp([40, *(self.width,) * (self.depth or 2), 10])
+        return conv1d_net(channels=self.width)
+
+    def _splits(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        return self.training_split(signal_splits(self.size), 10)
 
     def build(self, seed: int) -> ClassificationInstance:
         with seeded(seed):
             model = self._model()
-        return ClassificationInstance(self, model, signal_splits(self.size))
+        return ClassificationInstance(self, model, self._splits())
 
     def meta_features(self) -> dict[str, float | int | str]:
-        splits = signal_splits(self.size)
+        splits = self._splits()
         return classification_meta(self, splits["train"][1].numpy(), len(splits["val"][1]), self._model(), 10, 40)
 
 
@@ -107,6 +114,8 @@ def make_sequence(model: str, size: str = "default") -> SequenceTask:
         description=("MLP 40-100-100-10" if model == "mlp" else "1-D CNN (3 conv layers, 25 channels)")
         + " on MNIST-1D",
         model=model,
+        width=100 if model == "mlp" else 25,
+        depth=2 if model == "mlp" else None,
     )
 
 

@@ -30,8 +30,8 @@ import numpy as np
 import torch
 
 from lrcontrol.data.tabular import KEEL_SETS, SKLEARN_SETS, load_tabular
-from lrcontrol.tasks.base import Task, seeded
-from lrcontrol.tasks.classification import ClassificationInstance, classification_meta, mlp
+from lrcontrol.tasks.base import seeded
+from lrcontrol.tasks.classification import ClassificationInstance, ClassificationTask, classification_meta, mlp
 from lrcontrol.tasks.registry import register_task
 
 TABULAR_VERSION = "1"
@@ -101,25 +101,30 @@ def prepared_splits(dataset: str, inputs: str) -> dict[str, tuple[np.ndarray, np
 
 
 @dataclass(frozen=True, kw_only=True)
-class TabularTask(Task):
-    """A tabular data set and a model ("logreg" or "mlp")."""
+class TabularTask(ClassificationTask):
+    """A tabular data set and a model ("logreg" or "mlp" with `depth` hidden layers of `width` units)."""
 
     dataset: str
     model: str
     head: str = "softmax"
     inputs: str = "standard"
+    width: int | None = None  # the MLP's hidden units per layer (None for logreg)
+    depth: int | None = None
+
+    def _classes(self) -> int:
+        return int(max(int(y.max()) for _, y in prepared_splits(self.dataset, self.inputs).values())) + 1
 
     def _splits(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        return prepared_splits(self.dataset, self.inputs)
+        return self.training_split(prepared_splits(self.dataset, self.inputs), self._classes())
 
     def _shape(self) -> tuple[int, int, int]:
         splits = self._splits()
         x_train, y_train = splits["train"]
-        classes = int(max(int(y.max()) for _, y in splits.values())) + 1
-        return x_train.shape[1], classes, len(y_train)
+        return x_train.shape[1], self._classes(), len(y_train)
 
     def _model(self, inputs: int, classes: int) -> torch.nn.Module:
-        model = mlp([inputs, *MODELS[self.model], classes])
+        hidden = MODELS[self.model] if self.model == "logreg" else (self.width,) * self.depth
+        model = mlp([inputs, *hidden, classes])
         if self.head == "sigmoid":
             # cross_entropy then applies log-softmax to the sigmoid outputs: the study's head exactly
             model.append(torch.nn.Sigmoid())
@@ -160,6 +165,8 @@ def make_tabular(dataset: str, model: str, size: str = "default") -> TabularTask
         description=f"{'logistic regression' if model == 'logreg' else 'MLP 64-64'} on {description}",
         dataset=dataset,
         model=model,
+        width=MODELS[model][0] if MODELS[model] else None,
+        depth=len(MODELS[model]) if MODELS[model] else None,
     )
 
 
