@@ -7,6 +7,7 @@ from lrcontrol.cli import (
     find_lr,  # noqa: F401,E402  (registers: find-lr)
     methods,  # noqa: F401,E402  (registers: methods, spec)
     report,  # noqa: F401,E402  (registers: report, plot)
+    select,  # noqa: F401,E402  (registers: the select sub-app and select build)
     tasks,  # noqa: F401,E402  (registers: tasks)
     tune,  # noqa: F401,E402  (registers: tune)
 )

@@ -1,0 +1,162 @@
+"""`lrcontrol select …`: algorithm selection for LR control (docs/selection.md).
+
+This module creates the `select` sub-app and its `build` command (the meta-dataset); other commands
+register on `select_app` from their own modules (`cli/select_*.py`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from lrcontrol.cli.common import app, check_text, console, fail, handles_errors, print_json
+
+select_app = typer.Typer(
+    name="select",
+    help="Algorithm selection: build the meta-dataset, train and evaluate selectors, explain a choice.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(select_app, name="select")
+
+#: the meta-dataset this repository ships, and the command that regenerates it (metadata/README.md)
+DEFAULT_INSTANCES = 200
+DEFAULT_MFHPO = 30
+DEFAULT_EXTRA_SEED = 40
+
+
+def _check_out(out: Path) -> None:
+    check_text(str(out), "--out")
+    if out.exists() and not out.is_dir():
+        fail(f"--out {out} is a file; give a folder (runs.parquet is written inside it)")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                fail(f"--out {out}: {parent} is a file, not a folder; choose another path")
+            break
+    target = out / "runs.parquet"
+    if target.exists() and not target.is_file():
+        fail(f"{target} exists and is not a regular file; choose another --out")
+
+
+@select_app.command("build")
+@handles_errors
+def build_cmd(
+    instances: int = typer.Option(DEFAULT_INSTANCES, "--instances", help="instances drawn by the generator"),
+    seed: int = typer.Option(0, "--seed", help="the generator's seed"),
+    seeds: int = typer.Option(1, "--seeds", help="run seeds of every member on every instance (0, 1, …)"),
+    extra_seed: int = typer.Option(
+        DEFAULT_EXTRA_SEED, "--extra-seed", help="instances that also get one more seed of every member"
+    ),
+    mfhpo: int = typer.Option(DEFAULT_MFHPO, "--mfhpo", help="instances the MF-HPO baseline is tuned on"),
+    phases: str = typer.Option(
+        "members,grid,mfhpo,seeds", "--phases", help="which runs, in this order: members, grid, mfhpo, seeds"
+    ),
+    store: Path = typer.Option(Path("results/meta.db"), "--store", help="result store (finished runs are kept)"),
+    workers: int = typer.Option(2, "--workers", help="single-thread worker processes"),
+    out: Path = typer.Option(Path("metadata"), "--out", help="folder for runs.parquet"),
+    export_only: bool = typer.Option(False, "--export-only", help="train nothing: export what the store holds"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable summary"),
+) -> None:
+    """Build the meta-dataset: every portfolio member on every generated instance, the grid-tuned and
+    MF-HPO baselines, into a store (resumable: run the same command again to continue), then export
+    runs.parquet without per-step trajectories.
+
+    Example (the shipped metadata/runs.parquet):
+
+        lrcontrol select build --instances 200 --seed 0 --store results/meta.db --workers 2 --out metadata
+    """
+    from lrcontrol.cli.bench import _check_new_store_path
+
+    for value, name in ((instances, "--instances"), (workers, "--workers"), (seeds, "--seeds")):
+        if value < 1:
+            fail(f"{name} must be ≥ 1, got {value}")
+    for value, name in ((seed, "--seed"), (extra_seed, "--extra-seed"), (mfhpo, "--mfhpo")):
+        if value < 0:
+            fail(f"{name} must be ≥ 0, got {value}")
+    from lrcontrol.select.metadata import PHASES
+
+    chosen = [p.strip() for p in phases.split(",") if p.strip()]
+    unknown = [p for p in chosen if p not in PHASES]
+    if unknown or not chosen:
+        fail(f"--phases: unknown {', '.join(unknown) or 'nothing given'}; choose from {', '.join(PHASES)}")
+    _check_new_store_path(store)
+    if export_only and not store.is_file():
+        fail(f"--export-only: no store at {store}; build it first (without --export-only)")
+    _check_out(out)
+
+    from lrcontrol.select.baselines import mfhpo_subset
+    from lrcontrol.select.instances import generate
+    from lrcontrol.select.metadata import collect, export
+    from lrcontrol.select.portfolio import PORTFOLIO, check_portfolio
+
+    check_portfolio()
+    drawn = generate(instances, seed)
+    summary: dict = {"instances": len(drawn), "members": len(PORTFOLIO)}
+    if not export_only:
+        summary["phases"] = _run(drawn, store, workers, seeds, extra_seed, mfhpo, chosen, mfhpo_subset)
+    rows = collect(store, drawn, PORTFOLIO)
+    if not rows:
+        fail(f"the store {store} holds no finished run of these instances; build without --export-only first")
+    out.mkdir(parents=True, exist_ok=True)
+    summary["rows"] = export(rows, out / "runs.parquet")
+    summary["file"] = str(out / "runs.parquet")
+    if as_json:
+        print_json(summary)
+    else:
+        console.print(json.dumps(summary, indent=2))
+
+
+def _run(drawn, store, workers, seeds, extra_seed, mfhpo, phases, mfhpo_subset) -> dict:  # noqa: ANN001
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from lrcontrol.select.metadata import build
+    from lrcontrol.select.portfolio import PORTFOLIO
+
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
+    bars: dict[str, int] = {}
+    current = {"phase": ""}
+
+    def on_phase(phase: str, todo: int, total: int) -> None:
+        current["phase"] = phase
+        bars[phase] = progress.add_task(f"{phase} ({total - todo} of {total} already done)", total=todo)
+
+    def on_done(run: object) -> None:
+        progress.advance(bars[current["phase"]])
+
+    def on_failed(run: object, error: str) -> None:
+        progress.console.print(f"failed: {getattr(run, 'task', run)} {getattr(run, 'spec', '')}: {error}")
+        progress.advance(bars[current["phase"]])
+
+    extra = mfhpo_subset(drawn, extra_seed) if extra_seed else []
+    with progress:
+        return build(
+            drawn,
+            store,
+            workers,
+            PORTFOLIO,
+            seeds=list(range(seeds)),
+            extra_seed_instances=extra,
+            mfhpo_instances=mfhpo_subset(drawn, mfhpo) if mfhpo else [],
+            phases=phases,
+            on_phase=on_phase,
+            on_done=on_done,
+            on_failed=on_failed,
+        )

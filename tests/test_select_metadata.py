@@ -1,0 +1,140 @@
+"""The meta-dataset: built through the one-run executor into a store (resumable), exported to Parquet
+without per-step trajectories, read back with its schema checked; the portfolio; bad input."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from lrcontrol.cli import app
+from lrcontrol.errors import LRControlError
+from lrcontrol.select import baselines
+from lrcontrol.select.instances import instance
+from lrcontrol.select.metadata import SCHEMA, TRACE_POINTS, build, collect, export, read_features, read_runs
+from lrcontrol.select.portfolio import MEMBERS, PORTFOLIO, check_portfolio, member_spec
+
+TINY = [instance("sphere-2(steps=30, evals=3)"), instance("iris-logreg(steps=90, evals=3)")]
+TWO = {"adamw": PORTFOLIO["adamw"], "prodigy": PORTFOLIO["prodigy"]}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("meta")
+    store = folder / "meta.db"
+    done: list = []
+    summary = build(TINY, store, 1, TWO, phases=("members", "grid"), on_done=done.append)
+    assert summary["members"]["recorded"] == 4 and summary["grid"]["recorded"] == 10  # 1e-3 is not a member here
+    again = build(TINY, store, 1, TWO, phases=("members", "grid"))  # resumable: nothing runs twice
+    assert again["members"]["already_done"] == 4 and again["members"]["recorded"] == 0
+    assert again["grid"]["recorded"] == 0
+    return store, folder
+
+
+def test_the_portfolio_is_canonical_with_a_reason_per_member():
+    check_portfolio()
+    assert len(MEMBERS) == len(PORTFOLIO) >= 10
+    assert all(m.reason for m in MEMBERS)
+    assert member_spec("prodigy") == "prodigy(lr=1.0)"
+    with pytest.raises(LRControlError, match="unknown portfolio member 'prodigi'.*did you mean 'prodigy'"):
+        member_spec("prodigi")
+
+
+def test_export_and_read_round_trip_with_the_schema(built, tmp_path):
+    store, _ = built
+    rows = collect(store, TINY, TWO)
+    members = pd.DataFrame(rows).groupby("instance").member.apply(sorted).to_dict()
+    assert members == {i.task: ["adamw", baselines.GRID_NAME, "prodigy"] for i in TINY}
+    path = tmp_path / "runs.parquet"
+    assert export(rows, path) == 6
+    frame = read_runs(path)
+    assert list(frame.columns) == list(SCHEMA)
+    sphere = frame[(frame.instance == TINY[0].task) & (frame.member == "adamw")].iloc[0]
+    assert sphere.family == "synthetic" and sphere.dataset == "sphere" and sphere.metric == "regret"
+    assert sphere.budget == 30 and sphere.cost == pytest.approx(1.0) and not sphere.higher_is_better
+    assert list(sphere.eval_frac) == [0.0, 1 / 3, 2 / 3, 1.0]
+    assert sphere.eval_values[-1] == pytest.approx(sphere.final_metric)
+    assert sphere.eval_values[0] == pytest.approx(sphere.initial_metric)
+    assert 0 < len(sphere.trace_lr) == len(sphere.trace_loss) == len(sphere.trace_frac) <= TRACE_POINTS
+    assert sphere.trace_frac[-1] == pytest.approx(1.0) and sphere.trace_lr[0] == pytest.approx(1e-3)
+    grid = frame[frame.member == baselines.GRID_NAME]
+    assert list(grid.cost) == pytest.approx([5.0, 5.0])  # the whole grid's runs
+    assert set(grid.spec) <= set(baselines.grid_specs())
+    for _, row in grid.iterrows():
+        mine = frame[(frame.instance == row.instance) & (frame.member != baselines.GRID_NAME)]
+        assert all(math.isfinite(v) for v in mine.final_metric)
+
+
+def test_the_grid_picks_the_best_validation_run(built):
+    from lrcontrol.bench.store import Store
+
+    store, _ = built
+    with Store(store, create=False) as db:
+        records = db.records("task_name = ?", [TINY[1].task])
+    grid = [r for r in records if r.spec in baselines.grid_specs()]
+    pick = baselines.pick_grid(grid)
+    assert pick is not None and pick.record.final_metric == max(r.final_metric for r in grid if not r.diverged)
+    assert baselines.pick_grid(grid[:-1]) is None  # an unfinished grid is no baseline yet
+
+
+def test_reading_bad_files_fails_clearly(tmp_path):
+    with pytest.raises(LRControlError, match="no runs file"):
+        read_runs(tmp_path / "missing.parquet")
+    broken = tmp_path / "broken.parquet"
+    broken.write_text("not parquet")
+    with pytest.raises(LRControlError, match="cannot be read as Parquet"):
+        read_runs(broken)
+    partial = tmp_path / "partial.parquet"
+    pd.DataFrame({"instance": ["a"], "member": ["adamw"]}).to_parquet(partial)
+    with pytest.raises(LRControlError, match="lacks the columns family"):
+        read_runs(partial)
+    with pytest.raises(LRControlError, match="lacks the columns family"):
+        read_features(partial)
+    with pytest.raises(LRControlError, match="no finished runs"):
+        export([], tmp_path / "empty.parquet")
+    empty = tmp_path / "empty.parquet"
+    pd.DataFrame({c: pd.Series([], dtype=object) for c in SCHEMA}).to_parquet(empty)
+    with pytest.raises(LRControlError, match="holds no runs"):
+        read_runs(empty)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--instances", "0"], "--instances must be ≥ 1"),
+        (["--workers", "0"], "--workers must be ≥ 1"),
+        (["--seed", "-1"], "--seed must be ≥ 0"),
+        (["--phases", "members,tuning"], "unknown tuning"),
+        (["--export-only"], "no store at"),
+    ],
+)
+def test_select_build_bad_input_exits_2_before_creating_anything(tmp_path, args, message):
+    store, out = tmp_path / "sub" / "meta.db", tmp_path / "out"
+    result = CliRunner().invoke(app, ["select", "build", "--store", str(store), "--out", str(out), *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_select_build_refuses_a_file_as_out_folder(tmp_path):
+    out = tmp_path / "out"
+    out.write_text("a file")
+    result = CliRunner().invoke(app, ["select", "build", "--store", str(tmp_path / "m.db"), "--out", str(out)])
+    assert result.exit_code == 2 and "is a file" in result.output
+    assert not (tmp_path / "m.db").exists()
+
+
+def test_select_build_exports_what_the_store_holds(built, tmp_path, monkeypatch):
+    import lrcontrol.select.instances as instances_module
+
+    store, _ = built
+    monkeypatch.setattr(instances_module, "generate", lambda n, seed: TINY)
+    monkeypatch.setattr("lrcontrol.select.portfolio.PORTFOLIO", TWO)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app, ["select", "build", "--export-only", "--store", str(store), "--out", str(out), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert len(read_runs(out / "runs.parquet")) == 6
