@@ -138,3 +138,14 @@ def test_select_build_exports_what_the_store_holds(built, tmp_path, monkeypatch)
     )
     assert result.exit_code == 0, result.output
     assert len(read_runs(out / "runs.parquet")) == 6
+
+
+def test_the_mfhpo_baseline_is_a_tune_whose_cost_counts_every_trial(tmp_path, monkeypatch):
+    monkeypatch.setattr(baselines, "MFHPO_TRIALS", 6)
+    store = tmp_path / "meta.db"
+    summary = build(TINY[:1], store, 1, TWO, mfhpo_instances=TINY[:1], phases=("mfhpo",))
+    assert summary["mfhpo"]["recorded"] == 1
+    (row,) = [r for r in collect(store, TINY[:1], TWO) if r["member"] == baselines.MFHPO_NAME]
+    assert row["budget"] == 30 and row["cost"] > 1.0  # the trials' steps, in full runs
+    assert row["wall_time"] > 0 and row["spec"].startswith("adamw(lr=")
+    assert build(TINY[:1], store, 1, TWO, mfhpo_instances=TINY[:1], phases=("mfhpo",))["mfhpo"]["recorded"] == 1

@@ -224,12 +224,24 @@ def collect(store_path: str | Path, instances: Sequence[Instance], members: Mapp
                 if record.spec in grid and record.method == _method(record.spec):
                     grid_by_seed.setdefault(record.seed, []).append(record)
                 if baselines.is_mfhpo(record):
-                    rows.append(_row(item, baselines.MFHPO_NAME, record, run_cost(record), record.wall_time))
+                    # the tune's wall time is its trials' (the incumbent's row holds only its own run's)
+                    wall = _trials_wall_time(store, item.task, record.seed)
+                    rows.append(_row(item, baselines.MFHPO_NAME, record, run_cost(record), wall or record.wall_time))
             for seed in sorted(grid_by_seed):
                 pick = baselines.pick_grid(grid_by_seed[seed])
                 if pick is not None:
                     rows.append(_row(item, baselines.GRID_NAME, pick.record, pick.cost, pick.wall_time))
     return rows
+
+
+def _trials_wall_time(store: Any, task: str, seed: int) -> float:
+    """Seconds spent by the tuning trials of `task` and `seed` (0 when the store has no trials table)."""
+    if not store.query("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'trials'"):
+        return 0.0
+    rows = store.query(
+        "SELECT sum(wall_time) AS wall FROM trials WHERE task_name = ? AND seed = ? AND size = 'default'", [task, seed]
+    )
+    return float(rows[0]["wall"] or 0.0)
 
 
 def _method(spec: str) -> str:
