@@ -67,6 +67,7 @@ def test_the_revisiting_libsvm_setting_is_in_the_space():
 )
 def test_dataset_of_names_the_underlying_data_set(task, dataset):
     assert dataset_of(task) == dataset
+    assert dataset_of(get_task(task)) == dataset  # a Task object too
 
 
 def test_held_out_splits_share_no_data_set():

@@ -28,6 +28,7 @@ import random
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from lrcontrol.errors import LRControlError
 from lrcontrol.tasks.names import FAMILIES
@@ -90,14 +91,14 @@ class Instance:
     dataset: str
 
 
-def dataset_of(task: str) -> str:
-    """The underlying data set of a task name: "letter" for `letter-logreg(…)`, "fmnist" for every
-    Fashion-MNIST task, "mnist1d", the corpus of a language task, or a synthetic function's base name
-    ("rastrigin" for `rastrigin-20-noisy0.5`). Every variant of one data set shares it."""
+def dataset_of(task: str | Any) -> str:
+    """The underlying data set of a task (a name or a `Task`): "letter" for `letter-logreg(…)`, "fmnist"
+    for every Fashion-MNIST task, "mnist1d", the corpus of a language task, or a synthetic function's base
+    name ("rastrigin" for `rastrigin-20-noisy0.5`). Every variant of one data set shares it."""
     from lrcontrol.tasks import task_family
     from lrcontrol.tasks.params import split_name
 
-    base = split_name(task)[0]
+    base = split_name(task if isinstance(task, str) else task.name)[0]
     family = task_family(base)  # raises a clear error for an unknown task
     if family == "synthetic":
         match = re.match(r"[a-z]+(?:1e\d)?", base)
