@@ -149,3 +149,31 @@ def test_the_mfhpo_baseline_is_a_tune_whose_cost_counts_every_trial(tmp_path, mo
     assert row["budget"] == 30 and row["cost"] > 1.0  # the trials' steps, in full runs
     assert row["wall_time"] > 0 and row["spec"].startswith("adamw(lr=")
     assert build(TINY[:1], store, 1, TWO, mfhpo_instances=TINY[:1], phases=("mfhpo",))["mfhpo"]["recorded"] == 1
+
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+def test_the_shipped_meta_dataset_matches_the_generator_and_the_portfolio():
+    from lrcontrol.select.instances import generate
+
+    runs = read_runs(REPO / "metadata" / "runs.parquet")
+    instances = generate(200, seed=0)
+    assert set(runs.instance) == {i.task for i in instances}
+    assert set(runs.member) == set(PORTFOLIO) | {baselines.GRID_NAME, baselines.MFHPO_NAME}
+    first = runs[(runs.seed == 0) & runs.member.isin(list(PORTFOLIO))]
+    assert (first.groupby("instance").member.nunique() == len(PORTFOLIO)).all()
+    for name, spec in PORTFOLIO.items():
+        assert set(runs[runs.member == name].spec) == {spec}
+    assert (runs[runs.member == baselines.GRID_NAME].groupby("instance").size() == 1).all()
+    assert runs.trace_lr.map(len).max() <= TRACE_POINTS
+
+
+def test_the_docs_example_runs(monkeypatch, capsys):
+    import re
+
+    text = (REPO / "docs" / "selection-metadata.md").read_text()
+    (code,) = re.findall(r"```python\n(.*?)```", text, re.S)
+    monkeypatch.chdir(REPO)
+    exec(compile(code, "selection-metadata.md", "exec"), {})
+    assert "rastrigin" in capsys.readouterr().out
