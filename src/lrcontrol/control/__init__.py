@@ -1,9 +1,9 @@
 """Controllers: one method family per module; importing this package registers them all.
 
-schedules and reactive rules; online adaptation (clara, alera/salera, hypergradient) with the guard
-they compose; lr_from_finder (the base LR from an LR range test); and everyday practice: the
-layer-wise trust ratio, discriminative (per-layer) rates, batch-size rules, LR noise and gradient
-clipping.
+schedules (those that rise again in `cyclical.py`) and reactive rules; online adaptation (clara,
+alera/salera, hypergradient) with the guard they compose; lr_from_finder (the base LR from an LR
+range test); and everyday practice: the layer-wise trust ratio, discriminative (per-layer) rates,
+batch-size rules, LR noise and gradient clipping.
 
 The package is also the function `lrcontrol.control(optimizer, spec, …)` (`lrcontrol.api.control`):
 calling the package calls it. Python binds a subpackage as an attribute of its parent once it is
@@ -23,6 +23,7 @@ from lrcontrol.control import (  # noqa: F401  (each module registers its method
     batch,
     clara,
     clipping,
+    cyclical,
     discriminative,
     hf_schedules,
     hypergradient,
