@@ -281,6 +281,7 @@ def test_a_0_3_state_is_refused_under_other_values_naming_todays_parameter(old, 
         ("bold_driver(max_scale=10)", "bold_driver() takes no argument 'max_scale': it was renamed 'ceiling'"),
         ("sgd + clara(min_scale=0.1)", "clara() takes no argument 'min_scale': it was renamed 'floor'"),
         ("sgd + hypergradient(max_scale=5)", "hypergradient() takes no argument 'max_scale': it was renamed 'ceiling'"),
+        ("sgd + trust(max_ratio=5)", "trust() takes no argument 'max_ratio': it was renamed 'ratio_ceiling'"),
     ],
 )
 def test_a_spec_with_a_renamed_parameter_names_the_new_name(spec, message):

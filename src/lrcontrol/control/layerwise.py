@@ -11,7 +11,7 @@ relative speed.
 Here, for any optimizer, u_l is the update the optimizer itself would take per unit of LR:
 
     u_l = (θ_l,after − θ_l,before) / lr          (read around `optimizer.step()`)
-    r_l = clip(coef · ‖θ_l,before‖ / ‖u_l‖,  min_ratio, max_ratio)     (1 if either norm is 0)
+    r_l = clip(coef · ‖θ_l,before‖ / ‖u_l‖,  ratio_floor, ratio_ceiling)     (1 if either norm is 0)
     θ_l ← θ_l,before + r_l · lr · u_l
 
 With SGD u_l is the (momentum-averaged, weight-decayed) gradient, which is LARS; with Adam(W) it is
@@ -74,8 +74,8 @@ class TrustRatio(Factor):
             low=0.0,
             low_open=True,
         ),
-        Param("min_ratio", 1e-4, "lower clip of the ratio", low=0.0, low_open=True),
-        Param("max_ratio", 10.0, "upper clip of the ratio", low=0.0, low_open=True),
+        Param("ratio_floor", 1e-4, "lowest trust ratio (a clamp)", low=0.0, low_open=True),
+        Param("ratio_ceiling", 10.0, "highest trust ratio (a clamp)", low=0.0, low_open=True),
         Param(
             "per",
             "tensor",
@@ -85,6 +85,8 @@ class TrustRatio(Factor):
         ),
         Param("skip_1d", True, "biases and norm scales (1-D tensors) keep ratio 1", type="bool"),
     )
+    #: lrcontrol 0.4: clamps are floors and ceilings (hf_wsd's min_ratio is an end value)
+    renamed = {"min_ratio": "ratio_floor", "max_ratio": "ratio_ceiling"}
     example = "trust(coef=0.5)"
     examples = ("trust(coef=0.02, per='group', skip_1d=False)",)
     uses_step_hooks = True
@@ -95,10 +97,10 @@ class TrustRatio(Factor):
     transient = ("rescale", "_before")
 
     def check_config(self) -> None:
-        if self.config["min_ratio"] > self.config["max_ratio"]:
+        if self.config["ratio_floor"] > self.config["ratio_ceiling"]:
             raise LRControlError(
-                f"trust(min_ratio={self.config['min_ratio']!r}, max_ratio={self.config['max_ratio']!r}): "
-                "min_ratio must not exceed max_ratio"
+                f"trust(ratio_floor={self.config['ratio_floor']!r}, ratio_ceiling={self.config['ratio_ceiling']!r}): "
+                "ratio_floor must not exceed ratio_ceiling"
             )
 
     def attach(self, ctx: Context) -> None:
@@ -122,7 +124,7 @@ class TrustRatio(Factor):
     def on_post_step(self, optimizer: torch.optim.Optimizer) -> None:
         if self._before is None:
             return
-        coef, low, high = self.config["coef"], self.config["min_ratio"], self.config["max_ratio"]
+        coef, low, high = self.config["coef"], self.config["ratio_floor"], self.config["ratio_ceiling"]
         with torch.no_grad():
             for i, (group, before) in enumerate(zip(optimizer.param_groups, self._before)):
                 params = list(group["params"])
