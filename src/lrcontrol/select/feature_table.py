@@ -14,7 +14,7 @@ import json
 import math
 import multiprocessing
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,20 +38,12 @@ class Row:
     dataset: str
 
 
-def _dataset_of(task: Any) -> str:
-    try:  # the instance space's own rule, where it exists
-        from lrcontrol.select.instances import dataset_of
-
-        return str(dataset_of(task))
-    except ImportError:
-        base = task.name.split("(")[0]
-        return getattr(task, "function", None) or getattr(task, "dataset", None) or base.split("-")[0]
-
-
-def rows_from_names(names: Sequence[str]) -> list[Row]:
+def rows_from_names(names: Sequence[str], known: Mapping[str, tuple[str, str]] | None = None) -> list[Row]:
     """Rows for task names (with parameters): each name is checked, its meta-features read (a task
-    without them fails here, before anything is computed) and made canonical."""
+    without them fails here, before anything is computed) and made canonical. Family and data set come
+    from `known` (instance → (family, dataset), e.g. a meta-dataset's) or the instance space's rule."""
     from lrcontrol.select.features import static_features
+    from lrcontrol.select.instances import dataset_of
     from lrcontrol.tasks import get_task
 
     rows: list[Row] = []
@@ -61,7 +53,8 @@ def rows_from_names(names: Sequence[str]) -> list[Row]:
         static_features(task)
         if task.name not in seen:
             seen.add(task.name)
-            rows.append(Row(task.name, task.family, _dataset_of(task)))
+            family, dataset = (known or {}).get(task.name, (task.family, dataset_of(task.name)))
+            rows.append(Row(task.name, family, dataset))
     if not rows:
         raise LRControlError("no instances to compute features for; give at least one task name")
     return rows
@@ -78,10 +71,17 @@ def rows_from_runs(path: Path) -> list[Row]:
     except (OSError, ValueError, KeyError) as exc:
         raise LRControlError(f"{path} is not a meta-dataset with columns {', '.join(ID_COLUMNS)} ({exc})") from None
     unique = runs.drop_duplicates("instance")
-    rows = rows_from_names(list(unique["instance"]))
-    recorded = {r.instance: (r.family, r.dataset) for r in unique.itertuples()}
-    # The meta-dataset's family and data set are the ones the held-out splits use: keep them.
-    return [Row(r.instance, *recorded.get(r.instance, (r.family, r.dataset))) for r in rows]
+    # The meta-dataset's family and data set are the ones its held-out splits use: keep them.
+    recorded = {str(r.instance): (str(r.family), str(r.dataset)) for r in unique.itertuples()}
+    return rows_from_names(list(recorded), recorded)
+
+
+def rows_from_generator(n: int, seed: int) -> list[Row]:
+    """The first `n` instances the instance space draws with `seed` (`lrcontrol.select.instances`)."""
+    from lrcontrol.select.instances import generate
+
+    drawn = generate(n, seed)
+    return rows_from_names([i.task for i in drawn], {i.task: (i.family, i.dataset) for i in drawn})
 
 
 def read_names(path: Path) -> list[str]:
