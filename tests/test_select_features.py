@@ -93,8 +93,8 @@ def test_feature_table_is_ordered_unique_and_marks_plain_loop_availability():
 @pytest.mark.parametrize("name", ["iris-mlp", "sphere-10", "rosenbrock-10"])
 def test_task_features_are_deterministic_and_finite_where_defined(name):
     task = get_task(name, "smoke")
-    first = probe(task, seed=1)
-    second = probe(task, seed=1)
+    first = probe(task, seed=1, budget=400)  # long enough for every probe
+    second = probe(task, seed=1, budget=400)
     assert _equal_features(first.features, second.features)  # same seed, same features bit for bit
     assert list(first.features) == list(FEATURE_NAMES)
     static = static_features(task)
@@ -104,9 +104,11 @@ def test_task_features_are_deterministic_and_finite_where_defined(name):
         assert math.isfinite(first.features[key]), key
     assert not any(math.isinf(v) for v in first.features.values())
     # cost counted: every probe's steps, and the share of the budget
-    assert first.cost_steps == sum(first.steps.values()) and first.cost == first.cost_steps / task.budget
-    assert all(0 < first.steps[k] <= getattr(first.plan, k) for k in ("noise", "finder", "clara", "prodigy"))
-    assert first.steps["noise"] == first.plan.noise  # only the finder stops early (at divergence)
+    assert first.cost_steps == sum(first.steps.values()) and first.cost == first.cost_steps / 400
+    assert all(0 < first.steps[k] <= getattr(first.plan, k) for k in ("finder", "clara", "prodigy"))
+    # the noise rides on the sweep's first steps: no steps of its own
+    assert first.steps["noise"] == first.plan.noise == 0 and first.plan.shared_noise >= 3
+    assert first.steps["clara"] == first.plan.clara  # only the finder stops early (at divergence)
 
 
 def test_static_features_read_the_task_and_its_parameters():
@@ -121,16 +123,42 @@ def test_static_features_read_the_task_and_its_parameters():
 
 
 def test_probe_cost_scales_with_the_budget_and_stays_near_eight_percent():
-    for budget in (500, 1000, 2000):
-        assert 0.07 <= probes.plan(budget).steps / budget <= 0.085
-    small = probes.plan(100)
-    assert small.steps == 38  # the minimums
+    for budget in (125, 200, 300, 500, 1000, 2000):
+        assert 0.075 <= probes.plan(budget).steps / budget <= 0.085
+    assert probes.plan(100).steps == probes.plan(40).steps == 10  # the shortest LR range test
+    assert probes.plan(100).clara == 0 and probes.plan(200).prodigy == 0 and probes.plan(300).prodigy > 0
+    short = probes.plan(30)  # no sweep: two gradients for the noise only
+    assert (short.noise, short.finder, short.steps) == (2, 0, 2)
+    assert probes.plan(7).steps == 0
+    assert probes.plan(100_000).steps == probes.MAX_STEPS
     task = get_task("sphere-10", "smoke")
     result = probe(task, seed=0, budget=1000)
     assert result.budget == 1000 and result.cost_steps == probes.plan(1000).steps
     assert result.features["log_budget"] == pytest.approx(3.0)
     row = task_features(task, seed=0, budget=1000)
     assert row["probe_cost"] == pytest.approx(result.cost)
+
+
+def test_a_short_run_gets_the_probes_it_can_afford_and_nan_for_the_rest():
+    task = get_task("iris-mlp", "smoke")
+    only_noise = probe(task, seed=0, budget=30)
+    assert only_noise.cost_steps == 2 and only_noise.steps["noise"] == 2
+    assert math.isfinite(only_noise.features["log_grad_noise"]) and math.isnan(only_noise.features["finder_log_lr"])
+    assert math.isnan(only_noise.features["clara_z"]) and math.isnan(only_noise.features["prodigy_log_d"])
+    nothing = probe(task, seed=0, budget=5)
+    assert nothing.cost_steps == 0 and math.isnan(nothing.features["log_grad_noise"])
+    assert nothing.features["log_params"] == only_noise.features["log_params"]  # the static features stay
+
+
+def test_the_noise_read_off_the_sweep_matches_gradients_taken_on_their_own():
+    model, x, y = _tiny(seed=4)
+    loss_fn = lambda b: F.cross_entropy(model(b[0]), b[1])  # noqa: E731
+    params = list(model.parameters())
+    alone, steps = probes.noise_probe(model, params, loss_fn, _batches(x, y), 3)
+    swept, _ = probes.finder_probe(model, params, loss_fn, _batches(x, y), 20, shared_noise=3)
+    assert steps == 3
+    for key in ("log_init_loss", "log_grad_norm", "log_grad_noise", "grad_noise_fraction"):
+        assert swept[key] == pytest.approx(alone[key], rel=1e-3), key  # Adam moved by ≤ 1e-5: the same point
 
 
 def test_a_finder_that_diverges_early_costs_only_the_steps_it_took():
@@ -293,3 +321,50 @@ def test_feature_table_rejects_a_task_without_features_before_computing(tmp_path
         feature_table.read_names(tmp_path / "missing.txt")
     with pytest.raises(LRControlError, match="does not exist"):
         feature_table.rows_from_runs(tmp_path / "runs.parquet")
+
+
+def test_cli_select_features_writes_the_table_and_resumes(tmp_path):
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from lrcontrol.cli import app
+
+    out = tmp_path / "features.parquet"
+    names = tmp_path / "instances.txt"
+    names.write_text("# two instances\nsphere-10(steps=300)\n\nsphere-5\n")
+    result = CliRunner().invoke(
+        app, ["select", "features", "--instances", str(names), "--out", str(out), "--workers", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    table = pd.read_parquet(out)
+    assert list(table["instance"]) == ["sphere-10(steps=300)", "sphere-5"] and set(table["dataset"]) == {"sphere"}
+    assert table["probe_cost"].tolist() == [24 / 300, 80 / 1000]
+    # again, with --force: every row comes from the cache, the table is the same
+    again = CliRunner().invoke(
+        app, ["select", "features", "--instances", str(names), "--out", str(out), "--workers", "1", "--force"]
+    )
+    assert again.exit_code == 0, again.output
+    pd.testing.assert_frame_equal(pd.read_parquet(out), table)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["no-such-task"], "unknown task"),
+        ([], "give the instances one way"),
+        (["sphere-10", "--generate", "3"], "give the instances one way"),
+        (["sphere-10", "--workers", "0"], "--workers"),
+        (["--instances", "missing.txt"], "does not exist"),
+        (["--from-runs", "missing.parquet"], "does not exist"),
+        (["--generate", "0"], "--generate"),
+    ],
+)
+def test_cli_select_features_exits_2_on_bad_input_and_writes_nothing(tmp_path, monkeypatch, args, message):
+    from typer.testing import CliRunner
+
+    from lrcontrol.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["select", "features", *args, "--out", "f.parquet"])
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert list(tmp_path.iterdir()) == []

@@ -12,7 +12,7 @@ Two entry points give the same feature names (`FEATURES`, in a fixed order):
 
 Every feature is a float; NaN means unavailable (a noiseless function has no input scale, a plain loop
 without hints no example count). Sizes are log-scaled (log₁₀, the batch log₂); categories one-hot.
-The probes (`lrcontrol.select.probes`) spend about 8 % of the run's budget (at least 38 steps); their
+The probes (`lrcontrol.select.probes`) spend about 8 % of the run's budget (at least 10 steps from 40 on); their
 cost is returned in steps and in full-run equivalents (steps / budget), and they put the model, its
 optimizer state and every RNG back as they found them. docs/selection-features.md lists the features.
 """

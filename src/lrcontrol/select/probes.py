@@ -9,7 +9,9 @@ gradients, train/eval flags, optimizer state and every RNG stream, by the LR ran
    the batch gradient's noise tr Σ_B = Σ‖g_i − ḡ‖²/(n − 1) and the squared true gradient
    |G|² ≈ ‖ḡ‖² − tr Σ_B/n (unbiased). tr Σ_B/|G|² = B_simple/B is the simple noise scale in units of
    the batch size: ≫ 1 means the batch is far below the critical batch size (noisy steps, small LRs).
-   No optimizer step is taken; each gradient costs one step.
+   The gradients are those of the LR range test's first steps, taken at LRs ≤ 1e-4 where Adam has not
+   moved the parameters measurably: they cost nothing extra. Only when the budget affords no LR range
+   test are n batch gradients taken on their own (no update; each costs one step).
 2. the LR range test (`lrcontrol.find_lr`, Smith 2017) with Adam over lr 1e-6 … 10: where the loss
    falls, how steeply, how wide the valley is, the suggestion, and how far past the minimum the loss
    still stays finite.
@@ -19,9 +21,13 @@ gradients, train/eval flags, optimizer state and every RNG stream, by the LR ran
 4. Prodigy at its defaults (Mishchenko & Defazio 2024): its estimate d of the distance to the solution
    after k steps (log₁₀ d), and the loss change per step.
 
-The lengths scale with the run's budget T, to about `fraction` = 8 % of it together, with minimums that
-keep each probe readable (20 finder steps, 4 gradients, 8 + 6 member steps: 38 steps); the steps
-actually taken are counted (a finder that stops at divergence costs less).
+The lengths scale with the run's budget T: P = round(`fraction` · T) steps together (8 %, at most 376),
+but at least the 10 steps of the shortest LR range test once T ≥ 40 (so up to 0.25 runs for T = 40 …
+125); shorter runs get only the gradient noise (max(2, P) gradients; no probe at all below 8 steps).
+P is shared out by priority, since a probe too short to read is worth nothing: the LR range test first;
+from P = 14 Adam + CLARA gets a quarter of P (at least 4 steps), from P = 18 Prodigy 15 % (at least 4),
+the LR range test the rest. A probe that does not run leaves its features NaN. The steps actually taken
+are counted (a sweep that stops at divergence costs less).
 """
 
 from __future__ import annotations
@@ -38,8 +44,12 @@ from lrcontrol.errors import LRControlError
 
 #: The whole probe's target share of a run's budget.
 FRACTION = 0.08
-#: (share of the budget, minimum, maximum) of each probe's steps.
-_SHARES = {"noise": (0.008, 4, 16), "finder": (0.04, 20, 200), "clara": (0.02, 8, 100), "prodigy": (0.012, 6, 60)}
+#: Bounds of the whole probe's steps; the LR range test needs at least FINDER_MIN steps (find_lr's own minimum).
+MIN_STEPS, MAX_STEPS, FINDER_MIN = 2, 376, 10
+#: (share of the probe's steps, minimum, maximum, the probe's steps from which it runs) of the member probes.
+_MEMBERS = {"clara": (0.25, 4, 100, 14), "prodigy": (0.15, 4, 60, 18)}
+#: the LR range test's first steps whose gradients give the noise estimate (at most 8, at least 3)
+_SHARED_NOISE = (3, 8)
 FINDER_RANGE = (1e-6, 10.0)
 CLARA_SPEC = "adam() + clara(d='auto')"
 PRODIGY_SPEC = "prodigy()"
@@ -50,13 +60,15 @@ _NOISE_CLIP = 4.0
 
 @dataclass(frozen=True)
 class ProbePlan:
-    """How many steps each probe takes for a run of `budget` steps."""
+    """How many steps each probe takes for a run of `budget` steps. noise: gradients taken on their
+    own (only when there is no LR range test); shared_noise: the sweep's first steps that give them."""
 
     budget: int
     noise: int
     finder: int
     clara: int
     prodigy: int
+    shared_noise: int = 0
 
     @property
     def steps(self) -> int:
@@ -64,16 +76,26 @@ class ProbePlan:
 
 
 def plan(budget: int, fraction: float = FRACTION) -> ProbePlan:
-    """Probe lengths for a run of `budget` steps: about `fraction` of it, never below the minimums."""
+    """Probe lengths for a run of `budget` steps: about `fraction` of it, shared out by priority."""
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise LRControlError(f"probe: total_steps must be a positive integer, got {budget!r}")
     if not (isinstance(fraction, (int, float)) and 0 < fraction <= 1):
         raise LRControlError(f"probe: fraction must be in (0, 1], got {fraction!r}")
-    scale = fraction / FRACTION
-    lengths = {
-        name: int(min(high, max(low, round(share * scale * budget)))) for name, (share, low, high) in _SHARES.items()
+    scaled = round(fraction * budget)
+    if scaled >= FINDER_MIN or budget >= 4 * FINDER_MIN:
+        # The LR range test's minimum is worth up to a quarter of a short run.
+        total = int(min(MAX_STEPS, max(FINDER_MIN, scaled)))
+    else:
+        # Too short for any sweep: the gradient noise only, and nothing for a run under 8 steps.
+        total = max(MIN_STEPS, scaled) if budget >= 4 * MIN_STEPS else 0
+        return ProbePlan(budget=budget, noise=total, finder=0, clara=0, prodigy=0)
+    members = {
+        name: int(min(high, max(low, round(share * total)))) if total >= start else 0
+        for name, (share, low, high, start) in _MEMBERS.items()
     }
-    return ProbePlan(budget=budget, **lengths)
+    finder = total - sum(members.values())
+    shared = int(min(_SHARED_NOISE[1], max(_SHARED_NOISE[0], finder // 4)))
+    return ProbePlan(budget=budget, noise=0, finder=finder, shared_noise=shared, **members)
 
 
 def _clip_log(value: float, bound: float = _LOG_CLIP) -> float:
@@ -146,58 +168,105 @@ def input_features(batch: Any) -> dict[str, float]:
     }
 
 
+class _Moments:
+    """Running sums of batch gradients, Σ g_i (float64, per parameter) and Σ ‖g_i‖², and the losses:
+    memory stays at one copy of the parameters however many gradients are taken."""
+
+    def __init__(self, params: list[torch.Tensor]) -> None:
+        self.sums = [torch.zeros_like(p, dtype=torch.float64) for p in params]
+        self.squares = 0.0
+        self.losses: list[float] = []
+
+    def add(self, index: int, grad: torch.Tensor | None) -> None:
+        if grad is not None:
+            g = grad.detach().double()
+            self.sums[index].add_(g)
+            self.squares += float(g.pow(2).sum())
+
+    def features(self) -> dict[str, float]:
+        """The noise features (module docstring, 1.) of the gradients added (one per finite loss)."""
+        finite = [v for v in self.losses if math.isfinite(v)]
+        steps = len(finite)
+        out = {
+            "log_init_loss": _signed_log(float(np.mean(finite))) if finite else math.nan,
+            "log_grad_norm": math.nan,
+            "log_grad_rms": math.nan,
+            "grad_noise_fraction": math.nan,
+            "log_grad_noise": math.nan,
+        }
+        if steps < 2:
+            return out
+        mean_sq = sum(float(s.pow(2).sum()) for s in self.sums) / steps**2
+        size = sum(s.numel() for s in self.sums)
+        trace = max(0.0, (self.squares - steps * mean_sq) / (steps - 1))  # tr Σ_B, unbiased
+        signal = max(0.0, mean_sq - trace / steps)  # |G|², unbiased, clipped at 0
+        out["log_grad_norm"] = _clip_log(math.sqrt(mean_sq))
+        out["log_grad_rms"] = _clip_log(math.sqrt(mean_sq / max(1, size)))
+        out["grad_noise_fraction"] = trace / (trace + signal) if trace + signal > 0 else math.nan
+        # ±4: a noiseless gradient (a deterministic function) and a gradient lost in noise are the ends.
+        if signal > 0:
+            out["log_grad_noise"] = _clip_log(trace / signal, _NOISE_CLIP)
+        elif trace > 0:
+            out["log_grad_noise"] = _NOISE_CLIP
+        return out
+
+
 def noise_probe(
     model: torch.nn.Module, params: list[torch.Tensor], loss_fn: Callable[[Any], torch.Tensor], source: Any, n: int
 ) -> tuple[dict[str, float], int]:
-    """Gradient noise at the starting point from `n` batch gradients (module docstring, 1.)."""
-    total: torch.Tensor | None = None
-    squares = 0.0
-    losses: list[float] = []
+    """Gradient noise at the starting point from `n` batch gradients, no update (module docstring, 1.)."""
+    moments = _Moments(params)
     batches = Batches(source)
     for _ in range(n):
         model.zero_grad(set_to_none=True)
         loss = _scalar(loss_fn(batches.next()))
-        losses.append(float(loss.detach()))
-        if not math.isfinite(losses[-1]):
+        moments.losses.append(float(loss.detach()))
+        if not math.isfinite(moments.losses[-1]):
             break
         loss.backward()
-        # float64 running sums, not the n gradients: memory stays at one copy of the parameters.
-        g = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params]).double()
-        total = g.clone() if total is None else total.add_(g)
-        squares += float(g.dot(g))
-    steps = len(losses)
-    out = {
-        "log_init_loss": _signed_log(float(np.mean(losses))) if losses else math.nan,
-        "log_grad_norm": math.nan,
-        "log_grad_rms": math.nan,
-        "grad_noise_fraction": math.nan,
-        "log_grad_noise": math.nan,
-    }
-    if total is None or steps < 2 or not all(math.isfinite(v) for v in losses):
-        return out, steps
-    mean = total / steps
-    mean_sq = float(mean.dot(mean))
-    trace = max(0.0, (squares - steps * mean_sq) / (steps - 1))  # tr Σ_B, unbiased
-    signal = max(0.0, mean_sq - trace / steps)  # |G|², unbiased, clipped at 0
-    out["log_grad_norm"] = _clip_log(math.sqrt(mean_sq))
-    out["log_grad_rms"] = _clip_log(math.sqrt(mean_sq / max(1, mean.numel())))
-    out["grad_noise_fraction"] = trace / (trace + signal) if trace + signal > 0 else math.nan
-    # ±4: a noiseless gradient (a deterministic function) and a gradient lost in noise are the ends.
-    if signal > 0:
-        out["log_grad_noise"] = _clip_log(trace / signal, _NOISE_CLIP)
-    elif trace > 0:
-        out["log_grad_noise"] = _NOISE_CLIP
-    return out, steps
+        for i, p in enumerate(params):
+            moments.add(i, p.grad)
+    return moments.features(), len(moments.losses)
 
 
 def finder_probe(
-    model: torch.nn.Module, params: list[torch.Tensor], loss_fn: Callable[[Any], torch.Tensor], source: Any, n: int
+    model: torch.nn.Module,
+    params: list[torch.Tensor],
+    loss_fn: Callable[[Any], torch.Tensor],
+    source: Any,
+    n: int,
+    shared_noise: int = 0,
 ) -> tuple[dict[str, float], int]:
-    """The LR range test's curve, read as numbers (module docstring, 2.)."""
+    """The LR range test's curve, read as numbers (module docstring, 2.), and the gradient noise from
+    the gradients of its first `shared_noise` steps (1.)."""
     from lrcontrol.lr_range_test import _descent, find_lr
 
+    moments = _Moments(params)
+
+    def recording(batch: Any) -> torch.Tensor:
+        loss = loss_fn(batch)
+        if len(moments.losses) < shared_noise and isinstance(loss, torch.Tensor) and loss.numel() == 1:
+            moments.losses.append(float(loss.detach()))
+        return loss
+
+    def hook(index: int) -> Callable[[torch.Tensor], None]:
+        # Called once per backward, after the parameter's gradient is accumulated (set to None before).
+        count = [0]
+
+        def record(param: torch.Tensor) -> None:
+            count[0] += 1
+            if count[0] <= shared_noise:
+                moments.add(index, param.grad)
+
+        return record
+
+    handles = [p.register_post_accumulate_grad_hook(hook(i)) for i, p in enumerate(params)]
     optimizer = torch.optim.Adam(params, lr=FINDER_RANGE[0])
-    result = find_lr(model, optimizer, loss_fn, source, lr_min=FINDER_RANGE[0], lr_max=FINDER_RANGE[1], steps=n)
+    try:
+        result = find_lr(model, optimizer, recording, source, lr_min=FINDER_RANGE[0], lr_max=FINDER_RANGE[1], steps=n)
+    finally:
+        for handle in handles:
+            handle.remove()
     out = dict.fromkeys(
         (
             "finder_log_lr",
@@ -211,6 +280,7 @@ def finder_probe(
         ),
         math.nan,
     )
+    out.update(moments.features() if shared_noise else {})
     out["finder_diverged"] = float(not result.stop.startswith("completed"))
     out["finder_confident"] = float(result.confident)
     if result.recommended is not None:
@@ -370,17 +440,21 @@ def run_probes(
     if not params:
         raise LRControlError("probe: the model has no trainable parameters")
     features = input_features(Batches(source).next())
-    spent: dict[str, int] = {}
+    spent = {"noise": 0, "finder": 0, "clara": 0, "prodigy": 0}
     # The noise probe takes no optimizer step; an SGD with LR 0 only gives the snapshot its tensors.
     holder = torch.optim.SGD(params, lr=0.0)
-    with _Restored(model, holder, seed):
-        found, spent["noise"] = noise_probe(model, params, loss_fn, source, lengths.noise)
-    features.update(found)
-    with _Restored(model, holder, seed):  # find_lr restores on its own; this also fixes its dropout seed
-        found, spent["finder"] = finder_probe(model, params, loss_fn, source, lengths.finder)
-    features.update(found)
-    found, spent["clara"] = clara_probe(model, loss_fn, source, lengths.clara, total_steps, seed)
-    features.update(found)
-    found, spent["prodigy"] = prodigy_probe(model, loss_fn, source, lengths.prodigy, total_steps, seed)
-    features.update(found)
+    if lengths.noise:
+        with _Restored(model, holder, seed):
+            found, spent["noise"] = noise_probe(model, params, loss_fn, source, lengths.noise)
+        features.update(found)
+    if lengths.finder:
+        with _Restored(model, holder, seed):  # find_lr restores on its own; this also fixes its dropout seed
+            found, spent["finder"] = finder_probe(model, params, loss_fn, source, lengths.finder, lengths.shared_noise)
+        features.update(found)
+    if lengths.clara:
+        found, spent["clara"] = clara_probe(model, loss_fn, source, lengths.clara, total_steps, seed)
+        features.update(found)
+    if lengths.prodigy:
+        found, spent["prodigy"] = prodigy_probe(model, loss_fn, source, lengths.prodigy, total_steps, seed)
+        features.update(found)
     return features, spent, lengths
