@@ -44,7 +44,18 @@ FAMILIES = ("synthetic", "tabular", "image", "sequence", "language")
 KINDS = ("function", "classification", "language_model")
 MODELS = ("logreg", "mlp", "cnn", "transformer")
 #: hints a plain loop may give (what `Task.meta_features()` holds for a task)
-HINTS = ("examples", "classes", "input_dim", "batch_size", "kind", "family", "model", "class_imbalance", "pretrained")
+HINTS = (
+    "examples",
+    "classes",
+    "input_dim",
+    "batch_size",
+    "kind",
+    "family",
+    "model",
+    "class_imbalance",
+    "pretrained",
+    "label_noise",
+)
 
 # fmt: off
 FEATURES: tuple[Feature, ...] = (
@@ -58,9 +69,11 @@ FEATURES: tuple[Feature, ...] = (
     Feature("log_params_per_example", False, "static", "log₁₀(parameters / examples): over-parameterisation"),
     Feature("log_class_imbalance", False, "static", "log₁₀(largest / smallest class); NaN where not given"),
     Feature("pretrained", False, "static", "1 if the model starts from pretrained weights"),
+    Feature("label_noise", False, "static", "fraction of training labels replaced by a wrong class; NaN without labels"),
     *(Feature(f"kind_{k}", False, "static", f"1 if the task is a {k.replace('_', ' ')}") for k in KINDS),
     *(Feature(f"family_{f}", False, "static", f"1 if the task is of the {f} family") for f in FAMILIES),
     *(Feature(f"model_{m}", False, "static", f"1 if the model is a {m}") for m in MODELS),
+    Feature("log_matrices", True, "probe", "log₂(1 + weight matrices): parameter tensors with ≥ 2 dimensions (depth)"),
     Feature("log_input_rms", True, "probe", "log₁₀ RMS of the first batch's floating-point inputs (0 steps; NaN for tokens)"),
     Feature("log_init_loss", True, "probe", "sign·log₁₀(1 + |loss|) at the start (noise probe's batches)"),
     Feature("log_grad_norm", True, "probe", "log₁₀ ‖mean batch gradient‖ at the start"),
@@ -144,6 +157,7 @@ def features_from_meta(meta: Mapping[str, Any]) -> dict[str, float]:
         "log_class_imbalance": _log10(meta.get("class_imbalance")),
         # pretrained is a flag that tasks set only when true; a known task without it is not pretrained
         "pretrained": float(meta.get("pretrained", 0 if kind is not None else math.nan)),
+        "label_noise": float(meta["label_noise"]) if meta.get("label_noise") is not None else math.nan,
     }
     out.update(_one_hot("kind", KINDS, kind))
     out.update(_one_hot("family", FAMILIES, meta.get("family")))
@@ -170,6 +184,8 @@ def static_features(task: Any) -> dict[str, float]:
     missing = [k for k in CORE_META_KEYS if k not in meta]
     if missing:
         raise LRControlError(f"task {task.name}: its meta_features() lacks {', '.join(missing)}")
+    if "label_noise" not in meta and hasattr(task, "label_noise"):  # a task argument of the labelled families
+        meta = {**meta, "label_noise": task.label_noise}
     return features_from_meta(meta)
 
 
@@ -216,6 +232,9 @@ def _check_hints(hints: Mapping[str, Any]) -> None:
     for key, choices in (("kind", KINDS), ("family", FAMILIES), ("model", MODELS)):
         if key in hints and hints[key] not in choices:
             raise LRControlError(f"probe_loop: hint {key}={hints[key]!r}; choose one of {', '.join(choices)}")
+    noise = hints.get("label_noise")
+    if noise is not None and (isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise < 1):
+        raise LRControlError(f"probe_loop: hint label_noise must be a fraction in [0, 1), got {noise!r}")
     for key in ("examples", "classes", "input_dim", "batch_size", "class_imbalance"):
         value = hints.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):

@@ -440,6 +440,7 @@ def run_probes(
     if not params:
         raise LRControlError("probe: the model has no trainable parameters")
     features = input_features(Batches(source).next())
+    features["log_matrices"] = math.log2(1 + sum(1 for p in params if p.dim() >= 2))
     spent = {"noise": 0, "finder": 0, "clara": 0, "prodigy": 0}
     # The noise probe takes no optimizer step; an SGD with LR 0 only gives the snapshot its tensors.
     holder = torch.optim.SGD(params, lr=0.0)
