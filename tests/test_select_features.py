@@ -119,7 +119,11 @@ def test_static_features_read_the_task_and_its_parameters():
     assert bigger["log_epochs"] == pytest.approx(math.log10(10 * (594 // 64) * 64 / 594))  # full batches only
     function = static_features(get_task("sphere-10"))
     assert function["kind_function"] == 1.0 and math.isnan(function["log_epochs"])
-    assert function["model_mlp"] == 0.0
+    assert function["model_mlp"] == 0.0 and math.isnan(function["label_noise"])
+    assert plain["label_noise"] == 0.0
+    assert static_features(get_task("vowel-mlp(label_noise=0.2)"))["label_noise"] == pytest.approx(0.2)
+    deeper = static_features(get_task("vowel-mlp(depth=4)"))
+    assert deeper["log_params"] > plain["log_params"]
 
 
 def test_probe_cost_scales_with_the_budget_and_stays_near_eight_percent():
