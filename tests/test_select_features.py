@@ -372,3 +372,19 @@ def test_cli_select_features_exits_2_on_bad_input_and_writes_nothing(tmp_path, m
     result = CliRunner().invoke(app, ["select", "features", *args, "--out", "f.parquet"])
     assert result.exit_code == 2 and message in result.output, result.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_shipped_feature_table_covers_the_meta_dataset():
+    from pathlib import Path
+
+    from lrcontrol.select.feature_table import COLUMNS
+    from lrcontrol.select.metadata import read_features, read_runs
+
+    folder = Path(__file__).resolve().parents[1] / "metadata"
+    features = read_features(folder / "features.parquet")
+    runs = read_runs(folder / "runs.parquet")
+    assert list(features.columns) == list(COLUMNS)
+    ids = runs.drop_duplicates("instance")[["instance", "family", "dataset"]].reset_index(drop=True)
+    assert features[["instance", "family", "dataset"]].equals(ids)
+    assert features["probe_cost"].between(0.0, 0.25).all() and features["probe_cost"].median() <= 0.08
+    assert features[list(STATIC_NAMES)].drop(columns=["log_epochs", "log_params_per_example"]).notna().any().all()
