@@ -149,3 +149,14 @@ def test_it_runs_in_a_sweep(tmp_path):
     with Store(tmp_path / "s.db") as db:
         outcome = sweep_runner.run_local(load_sweep(suite).runs(), db, workers=1)
         assert outcome.recorded == 2
+
+
+def test_the_docs_example_runs():
+    import re
+    from pathlib import Path
+
+    page = Path(__file__).resolve().parents[1] / "docs" / "learned.md"
+    blocks = re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S)
+    assert blocks, "docs/learned.md lost its example"
+    for i, block in enumerate(blocks):
+        exec(compile(block, f"{page}:block{i}", "exec"), {})

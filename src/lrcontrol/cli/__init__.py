@@ -5,6 +5,7 @@ from __future__ import annotations
 from lrcontrol.cli import (
     bench,  # noqa: F401,E402  (registers: run, sweep, summary, export)
     find_lr,  # noqa: F401,E402  (registers: find-lr)
+    learn,  # noqa: F401,E402  (registers: the learn sub-app: learn train, learn evaluate)
     methods,  # noqa: F401,E402  (registers: methods, spec)
     report,  # noqa: F401,E402  (registers: report, plot)
     select,  # noqa: F401,E402  (registers: the select sub-app and select build)

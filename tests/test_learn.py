@@ -1,0 +1,111 @@
+"""Meta-training of learned(): a tiny policy trained in seconds, the same seed gives the same weights, a killed
+training resumes to the same weights, held-out families never enter training, bad input is refused."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import Future
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from lrcontrol.bench.executor import Executor, train_one
+from lrcontrol.cli import app
+from lrcontrol.control.learned import load_policy
+from lrcontrol.errors import LRControlError
+from lrcontrol.select import learn
+
+TASKS = ["sphere-10", "iris-logreg"]
+REFERENCE = ["adamw(lr=0.001) + warmup() + cosine()", "adamw(lr=0.01) + warmup() + cosine()"]
+
+
+class InProcess(Executor):
+    """Each run trained at once in this process (the test's executor); counts what it trained."""
+
+    checkpoint_dir, checkpoint_seconds = None, 30.0
+
+    def __init__(self):
+        self.trained = 0
+
+    def submit(self, run):
+        self.trained += 1
+        future = Future()
+        future.set_result(train_one(run, None, 30.0))
+        return future
+
+    def shutdown(self, wait=True, cancel_futures=False):
+        pass
+
+
+@pytest.fixture(scope="module")
+def anchors():
+    rows, cost = learn.reference_rows(TASKS, REFERENCE, InProcess(), size="smoke")
+    assert cost["runs"] == 4
+    return learn.Anchors.from_runs(pd.DataFrame(rows), TASKS)
+
+
+def settings(seed=0, generations=2):
+    return learn.Settings(
+        instances=TASKS, held_out_families=["image", "language"], seed=seed, generations=generations,
+        popsize=3, pairs=2, size="smoke",
+    )  # fmt: skip
+
+
+def test_a_tiny_policy_trains_and_the_seed_gives_the_same_weights(anchors, tmp_path):
+    executor = InProcess()
+    first = learn.train(settings(), anchors, executor)
+    assert executor.trained == 2 * 3 * 2
+    again = learn.train(settings(), anchors, InProcess())
+    other = learn.train(settings(seed=1), anchors, InProcess())
+    assert first["weights"] == again["weights"] and first["weights"] != other["weights"]
+    assert first["trained"]["compute"]["runs"] == 12 and len(first["trained"]["history"]) == 2
+    path = tmp_path / "p.json"
+    learn.write_policy(first, path)
+    assert load_policy(str(path))["weights"] == first["weights"]  # a valid policy file, usable as learned(policy=…)
+
+
+def test_a_killed_training_resumes_to_the_same_weights_without_rerunning_scored_runs(anchors, tmp_path):
+    reference = learn.train(settings(), anchors, InProcess())
+    checkpoint = tmp_path / "state.json"
+    learn.train(settings(generations=1), anchors, InProcess(), checkpoint)  # a shorter search, then extended
+
+    class Stop(Exception):
+        pass
+
+    calls = 0
+
+    def stop_after_two():
+        nonlocal calls
+        calls += 1
+        if calls == 6 + 2:  # the replayed generation, then two runs of the second
+            raise Stop
+
+    with pytest.raises(Stop):
+        learn.train(settings(), anchors, InProcess(), checkpoint, on_run=stop_after_two)
+    assert len(json.loads(checkpoint.read_text())["scored"]) == 2
+    executor = InProcess()
+    resumed = learn.train(settings(), anchors, executor, checkpoint)
+    assert executor.trained == 6 - 2 and resumed["weights"] == reference["weights"]
+    with pytest.raises(LRControlError, match="other settings"):
+        learn.train(settings(seed=3), anchors, InProcess(), checkpoint)
+
+
+def test_held_out_families_never_enter_training(anchors):
+    bad = settings()
+    bad.instances = [*TASKS, "fmnist-mlp"]
+    with pytest.raises(LRControlError, match="held-out family image"):
+        learn.train(bad, anchors, InProcess())
+    runs = pd.DataFrame({"instance": ["a", "b", "c"], "family": ["tabular", "image", "synthetic"], "wall_time": 1.0})
+    assert learn.training_pool(runs, ["image"], None, 0) == ["a", "c"]
+
+
+def test_the_cli_refuses_bad_input_before_running_anything(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(app, ["learn", "train", "--out", str(tmp_path / "p.json")])
+    assert result.exit_code == 2 and "--runs" in result.output
+    result = runner.invoke(app, ["learn", "train", "--runs", str(tmp_path / "none.parquet")])
+    assert result.exit_code == 2 and "no such file" in result.output
+    result = runner.invoke(app, ["learn", "train", "--tasks", "sphere-10", "--lrs", "1e-3,x"])
+    assert result.exit_code == 2 and "--lrs" in result.output
+    assert not (tmp_path / "p.json").exists()
