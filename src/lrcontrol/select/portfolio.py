@@ -3,7 +3,7 @@
 A selector (`lrcontrol.select.selectors`) picks one of these per task; the meta-dataset
 (`lrcontrol.select.metadata`) runs every member on every instance. Each member is a spec at its
 defaults — the LR a user would try first, or none at all — so that choosing a member is the whole
-decision. Why each is in (the complementarity measured on the meta-dataset is in docs/selection.md):
+decision. Why each is in (the complementarity measured on the meta-dataset is in docs/selection-metadata.md):
 """
 
 from __future__ import annotations
