@@ -33,7 +33,8 @@ from lrcontrol.testing import (
 )
 
 # "groups" terms (discriminative) arrange param groups at build time; tests/test_practice.py covers them.
-CONTROLLERS = [e for e in entries() if e.kind not in ("optimizer", "groups")]
+# "method" terms (auto()) build nothing themselves; tests/test_auto.py covers them.
+CONTROLLERS = [e for e in entries() if e.kind not in ("optimizer", "groups", "method")]
 OPTIMIZERS = [e for e in entries() if e.kind == "optimizer"]
 FACTOR_CASES = [Case(example, e.optimizer or DEFAULT_OPTIMIZER) for e in CONTROLLERS for example in e.examples]
 OPTIMIZER_CASES = [Case("cosine()", optimizer=example, one_lr=e.one_lr) for e in OPTIMIZERS for example in e.examples]
@@ -46,7 +47,7 @@ def test_registry_has_the_schedules_and_rules():
 
 
 # "groups" entries arrange param groups when the optimizer is built (no factor to run; tests/test_practice.py)
-@pytest.mark.parametrize("entry", [e for e in entries() if e.kind != "groups"], ids=lambda e: e.name)
+@pytest.mark.parametrize("entry", [e for e in entries() if e.kind not in ("groups", "method")], ids=lambda e: e.name)
 def test_every_registry_entry_declares_several_examples(entry):
     assert len(set(entry.examples)) >= 2, f"{entry.name} declares {entry.examples}"
 

@@ -2,7 +2,7 @@
 
 `import lrcontrol` imports nothing heavy: each public name is imported on first use (PEP 562), so the
 command line (`lrcontrol --help`, `lrcontrol spec …`) starts without torch, and a training script
-pays for torch once, when it first touches `lrcontrol.build` or `lrcontrol.control`.
+pays for torch once, when it first touches `lrcontrol.build`, `lrcontrol.control` or `lrcontrol.auto`.
 
 `lrcontrol.control` is both the function `control(optimizer, spec)` and the package of controllers
 (`lrcontrol.control.schedules`, …): the package is callable (see `lrcontrol/control/__init__.py`);
@@ -18,6 +18,7 @@ __version__ = "0.3.0"
 
 #: public name -> the module that defines it
 _PUBLIC = {
+    "auto": "lrcontrol.select.auto",
     "build": "lrcontrol.api",
     "Context": "lrcontrol.control.base",
     "Factor": "lrcontrol.control.base",
@@ -31,10 +32,12 @@ _PUBLIC = {
     "Spec": "lrcontrol.spec",
     "Term": "lrcontrol.spec",
     "canonical": "lrcontrol.spec",
+    "Choice": "lrcontrol.select.auto",
     "parse": "lrcontrol.spec",
 }
 
 __all__ = [
+    "Choice",
     "Context",
     "Factor",
     "HorizonError",
@@ -45,6 +48,7 @@ __all__ = [
     "Spec",
     "SpecError",
     "Term",
+    "auto",
     "build",
     "canonical",
     "control",
@@ -61,6 +65,7 @@ if TYPE_CHECKING:
     from lrcontrol.control.controller import LRController
     from lrcontrol.errors import HorizonError, LRControlError, SpecError
     from lrcontrol.lr_range_test import LRFinderResult, find_lr
+    from lrcontrol.select.auto import Choice, auto
     from lrcontrol.spec import Spec, Term, canonical, parse
 
 

@@ -43,6 +43,16 @@ def make_optimizer(params: Any, term: Term, groups: Term | None = None) -> torch
     return term.entry.factory(params, **kwargs)
 
 
+def refuse_whole(parsed: Spec, where: str) -> None:
+    """A whole-method spec (auto()) names no optimizer or controller to build: say what to call instead."""
+    if parsed.whole is not None:
+        raise SpecError(
+            f"{where} builds the terms of a spec, but {parsed} chooses them per task: call "
+            "lrcontrol.auto(model, loss_fn, batches, total_steps=...) in a training loop, or run it on a task "
+            f"with `lrcontrol run TASK '{parsed}'`"
+        )
+
+
 def groups_term(parsed: Spec) -> Term | None:
     """The spec's one term of kind "groups" (e.g. discriminative()), if any."""
     found = [t for t in parsed.factors if t.kind == "groups"]
@@ -65,6 +75,7 @@ def control(
     ("optimizer" or "calls") and `warn_unevaluated_after`.
     """
     parsed = parse(spec)
+    refuse_whole(parsed, "control()")
     if parsed.optimizer is not None:
         raise SpecError(
             f"control() attaches to an existing optimizer, but the spec starts with the optimizer "
@@ -92,6 +103,7 @@ def build(
     "groups" (discriminative()) needs names, so a module or its named parameters.
     """
     parsed = parse(spec)
+    refuse_whole(parsed, "build()")
     if parsed.optimizer is None:
         raise SpecError(
             f"build() needs a spec that starts with an optimizer, e.g. 'adamw(lr=1e-3) + {parsed}'; "

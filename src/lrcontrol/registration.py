@@ -13,7 +13,8 @@ from typing import Any
 
 from lrcontrol.params import NameMap, Param
 
-KINDS = ("optimizer", "groups", "gradient", "schedule", "reactive", "online", "finder")
+#: "method": a whole method that picks its optimizer and controllers itself (auto()); a spec holds it alone
+KINDS = ("optimizer", "groups", "gradient", "schedule", "reactive", "online", "finder", "method")
 
 
 @dataclass(frozen=True)

@@ -61,3 +61,5 @@ def _load_all() -> None:
         path = importlib.import_module(package).__path__
         for info in pkgutil.iter_modules(path):
             importlib.import_module(f"{package}.{info.name}")
+    # Whole methods (auto()) live with algorithm selection; their entry module is a leaf like the others.
+    importlib.import_module("lrcontrol.select.method")

@@ -65,6 +65,12 @@ class Spec:
     def factors(self) -> tuple[Term, ...]:
         return self.terms[1:] if self.optimizer is not None else self.terms
 
+    @property
+    def whole(self) -> Term | None:
+        """The spec's whole-method term (`auto()`: it picks the optimizer and controllers per task), if any;
+        such a term always stands alone."""
+        return self.terms[0] if len(self.terms) == 1 and self.terms[0].kind == "method" else None
+
     def __str__(self) -> str:
         return " + ".join(str(t) for t in self.terms)
 
@@ -199,6 +205,12 @@ def parse(text: str | Spec) -> Spec:
             f"cannot parse spec {stripped!r}: {exc.msg} at column {col + 1} (near {stripped[max(0, col - 5) : col + 5]!r})"
         ) from None
     terms = [_term(node, stripped) for node in _flatten_sum(tree.body, stripped)]
+    whole = [t for t in terms if t.kind == "method"]
+    if whole and len(terms) > 1:
+        raise SpecError(
+            f"{whole[0]} chooses the whole method (optimizer and LR control) per task, so it stands alone: "
+            f"write just '{whole[0]}', not {stripped!r}"
+        )
     for i, term in enumerate(terms):
         if term.kind == "optimizer" and i > 0:
             raise SpecError(
@@ -226,6 +238,8 @@ def with_lr(spec: str | Spec, lr: float) -> Spec:
     """The same method with its optimizer's base LR set to `lr` (for LR grids in sweeps)."""
     parsed = parse(spec)
     opt = parsed.optimizer
+    if parsed.whole is not None:
+        raise SpecError(f"{parsed} chooses its own LR per task, so an LR grid cannot be applied to it; drop the lrs")
     if opt is None:
         raise SpecError(
             f"{parsed}: an LR grid needs a spec that starts with an optimizer, e.g. 'sgd(lr=0.1) + {parsed}'"

@@ -20,6 +20,10 @@ trajectory so far, written atomically (temporary file, fsync, rename). Resuming 
 iterator from the seed and skips the batches already consumed, which replays the stream exactly
 whatever the task's iterator keeps internally.
 
+`auto()` (lrcontrol.select.auto): the task is probed on its own model copy, the chosen member trained; the
+trajectory keeps the spec "auto()", counts the probe in `extra_steps` and names the choice in its
+observables; the checkpoint keeps the choice, so a resumed run never probes again.
+
 Extending a finished run from budget B to 2B: the controller is rebuilt with total_steps = horizon.
 Horizon-free methods (constant, plateau, bold driver, online rules, LR-free optimizers) then match
 an uninterrupted 2B run exactly. Horizon-based schedules (cosine, warmup(0.05), …) only match if the
@@ -51,6 +55,7 @@ from lrcontrol.bench.checkpoint import (  # noqa: E402,F401
 from lrcontrol.control.batch import batch_multiplier, batches_consumed, resolve_batch_size
 from lrcontrol.errors import LRControlError, LROutOfRangeError
 from lrcontrol.optim.modes import eval_mode, has_modes
+from lrcontrol.select.method import AUTO_SPEC
 
 #: most training-loss points a trajectory keeps; longer runs record every 2^k-th step
 MAX_POINTS = 1024
@@ -197,6 +202,14 @@ def _run(
         raise LRControlError(f"budget must be a positive number of steps, got {budget!r}")
     if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < budget:
         raise LRControlError(f"horizon must be an integer number of steps ≥ the budget ({budget}), got {horizon!r}")
+    saved = load_checkpoint(checkpoint) if checkpoint is not None else None
+    parsed = lrcontrol.parse(spec)
+    choice = None
+    if parsed.whole is not None:  # auto(): probe and choose (or read the choice back), then train the member
+        from lrcontrol.select.auto import choice_for_run
+
+        choice = choice_for_run(task, seed, horizon, saved, checkpoint)
+        parsed = lrcontrol.parse(choice.spec)
     instance = task.build(seed)
     model = instance.model
     resources = {
@@ -207,22 +220,26 @@ def _run(
     }
     # The model itself (not .parameters()): discriminative() needs the parameters' names; and the task's
     # batch size written into batch_scale(), so the stored spec says what its LR was scaled to.
-    spec = resolve_batch_size(lrcontrol.parse(spec), task.batch_size)
+    spec = resolve_batch_size(parsed, task.batch_size)
+    name = AUTO_SPEC if choice is not None else str(spec)  # an auto() run is stored as "auto()"
     try:
         optimizer, controller = lrcontrol.build(model, spec, total_steps=horizon, resources=resources)
     except LROutOfRangeError as exc:  # the very first LR is out of torch's range: diverged before step 1
-        trajectory = Trajectory(task.key, str(spec), seed, budget, horizon, stride=stride_for(budget))
+        trajectory = Trajectory(task.key, name, seed, budget, horizon, stride=stride_for(budget))
         trajectory.diverged, trajectory.diverged_step, trajectory.diverged_reason = True, 0, str(exc)
+        if choice is not None:
+            trajectory.extra_steps, trajectory.observables = choice.probe_steps, choice.observables()
         return trajectory
     # The clock starts after building: a process's first optimizer imports torch._dynamo (seconds),
     # which is not the method's cost.
     started = time.perf_counter()
-    trajectory = Trajectory(task.key, controller.spec, seed, budget, horizon, stride=stride_for(budget))
+    trajectory = Trajectory(task.key, name, seed, budget, horizon, stride=stride_for(budget))
+    if choice is not None:
+        trajectory.wall_time = choice.probe_seconds  # the probe is part of the method's cost
     torch.manual_seed(seed)
 
-    saved = load_checkpoint(checkpoint) if checkpoint is not None else None
     if saved is not None:
-        if (saved["task"], saved["spec"], saved["seed"]) != (task.key, controller.spec, seed):
+        if (saved["task"], saved["spec"], saved["seed"]) != (task.key, name, seed):
             raise BadCheckpointError(
                 f"checkpoint {checkpoint} belongs to another run ({saved['task']!s:.80}, {saved['spec']!s:.200})"
             )
@@ -253,7 +270,9 @@ def _run(
 
     def snapshot() -> None:
         trajectory.wall_time = wall_offset + time.perf_counter() - started
-        state = {"task": task.key, "spec": controller.spec, "seed": seed, "steps": trajectory.steps}
+        state = {"task": task.key, "spec": name, "seed": seed, "steps": trajectory.steps}
+        if choice is not None:
+            state["auto"] = choice.to_dict()  # a resumed auto() run trains the same member without probing again
         state.update(model=model.state_dict(), optimizer=optimizer.state_dict(), controller=controller.state_dict())
         state.update(rng=torch.get_rng_state(), trajectory=trajectory.to_dict())
         save_checkpoint(checkpoint, state)
@@ -326,8 +345,10 @@ def _run(
         trajectory.test = _evaluate(instance, model, optimizer, "test")
         if getattr(task, "train_metric", False):
             trajectory.train = _evaluate(instance, model, optimizer, "train")
-    trajectory.extra_steps = controller.extra_steps
+    trajectory.extra_steps = controller.extra_steps + (choice.probe_steps if choice is not None else 0)
     trajectory.observables = _plain(controller.observables())
+    if choice is not None:
+        trajectory.observables.update(choice.observables())
     trajectory.wall_time = wall_offset + time.perf_counter() - started
     if checkpoint is not None:
         snapshot()

@@ -29,6 +29,7 @@ from typing import Any
 
 from lrcontrol import jsontext
 from lrcontrol.bench.curves import best_value, run_metrics
+from lrcontrol.select.method import AUTO_SPEC
 
 
 def _column(sql: str) -> Any:
@@ -232,8 +233,15 @@ def _finite_or_none(value: Any) -> float | None:
 
 
 def run_key(task_key: str, spec: str, seed: int, budget: int, horizon: int | None = None) -> str:
-    """A stable id for a run: sha256 of its identifying fields (the spec must be canonical)."""
+    """A stable id for a run: sha256 of its identifying fields (the spec must be canonical).
+
+    An `auto()` run's result depends on the selector that chose its member too: the shipped selector's
+    content hash joins the fields, so a new selector never reuses the stored runs of an old one."""
     parts = [task_key, spec, int(seed), int(budget), int(budget if horizon is None else horizon)]
+    if spec == AUTO_SPEC:
+        from lrcontrol.select.shipped import identity
+
+        parts.append(f"selector:{identity()}")
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
 
 

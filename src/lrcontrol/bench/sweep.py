@@ -7,7 +7,7 @@
     budget = 100                        # optional: every task's budget (default: each task's own)
     include = ["other.toml"]            # optional: other sweeps whose runs are added to this one
     tasks = ["sphere-10", { name = "rosenbrock-10", budget = 200 }]
-    methods = ["sgd + constant()", "adamw + warmup(0.05) + cosine()", { spec = "prodigy", lrs = [1.0] }]
+    methods = ["sgd + constant()", "adamw + warmup(0.05) + cosine()", { spec = "prodigy", lrs = [1.0] }, "auto()"]
     # a tuned method: a search space and its tuner (lrcontrol.tune), run per task and seed
     methods = [{ tune = "adamw(lr=loguniform(1e-4, 1))", strategy = "smac-mf", trials = 20 }]
 
@@ -47,7 +47,8 @@ class Group:
 
     source: str
     tasks: tuple[tuple[str, str, int], ...]  # (name, size, budget)
-    methods: tuple[tuple[str, tuple[float, ...]], ...]  # (spec without a chosen lr, its LR grid)
+    # (spec without a chosen lr, its LR grid); a whole method (auto()) has the grid (nan,): one run, no LR to set
+    methods: tuple[tuple[str, tuple[float, ...]], ...]
     seeds: tuple[int, ...]
     tuned: tuple[Any, ...] = ()  # lrcontrol.tune.tuner.TuneSettings of the tuned methods
 
@@ -279,6 +280,16 @@ def _method_entry(entry: Any, where: str, grid: tuple[float, ...] | None) -> tup
         spec = parse(entry["spec"])
     except LRControlError as exc:
         raise LRControlError(f"{where}: method {entry['spec']!r}: {exc}") from None
+    if spec.whole is not None:  # auto(): one run per task and seed, its LR chosen per task
+        if "lrs" in entry:
+            raise LRControlError(f"{where}: method {entry['spec']!r} chooses its own LR per task; drop its lrs")
+        from lrcontrol.select.auto import load
+
+        try:
+            load()  # a missing or broken selector fails now, not in every run
+        except LRControlError as exc:
+            raise LRControlError(f"{where}: method {entry['spec']!r}: {exc}") from None
+        return str(spec), (math.nan,)
     if spec.optimizer is None:
         raise LRControlError(
             f"{where}: method {entry['spec']!r} names no optimizer; start it with one, e.g. 'sgd + {entry['spec']}'"
@@ -320,7 +331,7 @@ def _check_methods_at_budgets(groups: list[Group]) -> None:
 
     import lrcontrol
     from lrcontrol.control.batch import resolve_batch_size
-    from lrcontrol.spec import Spec, with_lr
+    from lrcontrol.spec import Spec, parse, with_lr
     from lrcontrol.tasks import get_task
     from lrcontrol.tune.strategies import MULTI_FIDELITY
 
@@ -337,7 +348,7 @@ def _check_methods_at_budgets(groups: list[Group]) -> None:
     for group in groups:
         for spec, lrs in group.methods:
             for name, size, budget in group.tasks:
-                if (spec, budget) in seen:
+                if (spec, budget) in seen or parse(spec).whole is not None:  # auto(): its member is built per run
                     continue
                 seen.add((spec, budget))
                 # batch_scale() takes the task's batch size; a "groups" term (discriminative) needs the
@@ -375,7 +386,7 @@ def expand(sweep: Sweep) -> list[RunSpec]:
             for spec, lrs in group.methods:
                 for lr in lrs:
                     # the task's batch size written into batch_scale(): the key matches the stored run's
-                    full = str(resolve_batch_size(with_lr(spec, lr), task.batch_size))
+                    full = spec if math.isnan(lr) else str(resolve_batch_size(with_lr(spec, lr), task.batch_size))
                     for seed in group.seeds:
                         key = run_key(task.key, full, seed, budget)
                         runs.setdefault(key, RunSpec(name, size, full, seed, budget, key, sweep.name))

@@ -105,8 +105,12 @@ def run_cmd(
     if store is not None:
         _check_new_store_path(store)
     parsed = parse(spec)
-    if parsed.optimizer is None:
+    if parsed.optimizer is None and parsed.whole is None:
         fail(f"the spec {spec!r} names no optimizer; start it with one, e.g. 'sgd(lr=0.1) + {spec}'")
+    if parsed.whole is not None:
+        from lrcontrol.select.auto import load
+
+        load()  # a missing or broken selector fails now, before anything is written
     the_task = get_task(task, size)
     the_task.meta_features()  # loads the data: a missing data set fails here, before anything is written
     parsed = resolve_batch_size(parsed, the_task.batch_size)  # batch_scale() records the batch it scaled to
@@ -166,7 +170,10 @@ def _print_run(trajectory: dict[str, Any], as_json: bool, note: str = "") -> Non
     table.add_row("status", status)
     table.add_row("steps", f"{trajectory['steps']} of {trajectory['budget']}")
     if trajectory.get("extra_steps"):
-        table.add_row("extra steps", f"{trajectory['extra_steps']} (LR finder)")
+        observables = trajectory.get("observables") or {}
+        probe = observables.get("auto.probe_steps")
+        what = "LR finder" if probe is None else "probe" if trajectory["extra_steps"] == probe else "probe, LR finder"
+        table.add_row("extra steps", f"{trajectory['extra_steps']} ({what})")
     table.add_row("wall time", f"{trajectory['wall_time']:.2f} s")
     # what the controller did: the last LR per param group, the step size an LR-free optimizer actually
     # used where that differs, and the controller's own observables (CLARA's path ratio, restores, …)
