@@ -26,6 +26,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from lrcontrol.errors import LRControlError
 from lrcontrol.select.shipped import SelectorFile, read
 
@@ -38,8 +40,10 @@ class Choice:
     """What `auto()` chose, and why. `str(choice)` (= `choice.explain()`) says it in a few lines.
 
     member / spec: the portfolio member and the spec it trains with. kind / selector: the selector's
-    kind and the identity (content hash) of its file. features: the measured features (NaN: unknown).
-    predicted: the selector's predicted regret per member (empty if it predicts none). neighbours: for a
+    kind and the identity (content hash) of its file. features: the features the selector read (NaN:
+    unknown, imputed with its training median).
+    predicted: the selector's predicted regret per member (a pairwise selector's wins per member, with
+    `votes`). neighbours: for a
     k-nearest selector, the nearest known instances and their distances. deciding: for a model, the
     features that weigh most (name, value, weight). probe_steps: the steps the probes trained;
     total_steps: the run they were measured for; probe_seconds: their wall time.
@@ -56,6 +60,7 @@ class Choice:
     neighbours: list[tuple[str, float]] = field(default_factory=list)
     deciding: list[tuple[str, float, float]] = field(default_factory=list)
     probe_seconds: float = 0.0
+    votes: bool = False  # `predicted` holds a pairwise selector's wins per member, not regrets
 
     @property
     def probe_cost(self) -> float:
@@ -76,6 +81,7 @@ class Choice:
             "neighbours": [[name, float(d)] for name, d in self.neighbours],
             "deciding": [[name, float(v), float(w)] for name, v, w in self.deciding],
             "probe_seconds": float(self.probe_seconds),
+            "votes": bool(self.votes),
         }
 
     @classmethod
@@ -93,6 +99,7 @@ class Choice:
                 neighbours=[(str(n), float(d)) for n, d in data.get("neighbours", [])],
                 deciding=[(str(n), float(v), float(w)) for n, v, w in data.get("deciding", [])],
                 probe_seconds=float(data.get("probe_seconds", 0.0)),
+                votes=bool(data.get("votes", False)),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise LRControlError(f"a stored auto() choice is incomplete ({type(exc).__name__}: {exc})") from None
@@ -120,7 +127,12 @@ class Choice:
         if self.deciding:
             top = ", ".join(f"{name} = {value:.3g} (weight {w:.3g})" for name, value, w in self.deciding[:SHOWN])
             lines.append(f"  deciding features: {top}")
-        if self.predicted:
+        if self.predicted and self.votes:
+            ranked = sorted(self.predicted.items(), key=lambda kv: (-kv[1], kv[0]))
+            lines.append(
+                f"  pairwise wins (of {len(self.predicted) - 1}): " + ", ".join(f"{m} {v:g}" for m, v in ranked)
+            )
+        elif self.predicted:
             ranked = sorted(self.predicted.items(), key=lambda kv: (kv[1], kv[0]))
             lines.append("  predicted regret: " + ", ".join(f"{m} {r:.3f}" for m, r in ranked))
         known = {k: v for k, v in self.features.items() if math.isfinite(v)}
@@ -202,9 +214,17 @@ def select(features: Mapping[str, float], selector: Any = None) -> tuple[str, st
     member = str(made.choose(row))
     if member not in loaded.file.members:
         raise LRControlError(f"{loaded.file.path}: the selector chose {member!r}, which is not one of its members")
-    why: dict[str, Any] = {"predicted": {}, "neighbours": [], "deciding": []}
+    why: dict[str, Any] = {"features": row, "predicted": {}, "neighbours": [], "deciding": []}
     if hasattr(made, "predict_regrets"):
         why["predicted"] = {str(k): float(v) for k, v in made.predict_regrets(row).items()}
+    elif hasattr(made, "pairs"):  # pairwise: each member's wins over the others (the votes that decided)
+        p = made.probabilities(made.inputs.row(row))[0]
+        votes = np.zeros(len(made.members))
+        for (i, j), p_i in zip(made.pairs, p):  # as the selector counts them: a win 1, a tie 0.5 each
+            win = 1.0 if p_i > 0.5 else 0.0 if p_i < 0.5 else 0.5
+            votes[i], votes[j] = votes[i] + win, votes[j] + 1.0 - win
+        why["predicted"] = {m: float(v) for m, v in zip(made.members, votes)}
+        why["votes"] = True
     if hasattr(made, "nearest"):  # k-nearest: the known instances that decided
         why["neighbours"] = [(str(n), float(d)) for n, d in made.nearest(row)][:SHOWN]
     importances = getattr(made, "importances", None)
@@ -257,7 +277,6 @@ def auto(
         spec=controller.spec,
         kind=loaded.file.kind,
         selector=loaded.file.identity,
-        features=features,
         probe_steps=int(probe.cost_steps),
         total_steps=int(total_steps),
         probe_seconds=seconds,
@@ -286,7 +305,6 @@ def choose_for_task(task: Any, seed: int, total_steps: int, selector: Any = None
         spec=spec,
         kind=loaded.file.kind,
         selector=loaded.file.identity,
-        features=dict(measured.features),
         probe_steps=int(measured.cost_steps),
         total_steps=int(total_steps),
         probe_seconds=seconds,

@@ -47,8 +47,10 @@ def train_selector(runs: Any, features: Any, kind: str) -> dict[str, Any]:
                 f"{runs}: member {member!r} has {len(specs)} different specs; rebuild the meta-dataset"
             )
         members[member] = specs[0]
-    # the configuration the held-out evaluation measured (`lrcontrol select evaluate`), not the class defaults
-    evaluated = {make().name: make for make in default_selectors().values()}
+    # the configuration the held-out evaluation measured (`lrcontrol select evaluate`), not the class defaults;
+    # an entry is a factory, or a candidate with its factory in `make` (and the columns it reads in `columns`)
+    makers = [getattr(entry, "make", entry) for entry in default_selectors().values()]
+    evaluated = {make().name: make for make in reversed(makers)}  # the first entry of a kind wins
     selector = evaluated.get(kind, SELECTORS[kind])().fit(feature_table, regrets)
     rows = run_table[run_table["instance"].isin(regrets.index)]
     return {
