@@ -260,6 +260,8 @@ def auto(
     Returns (optimizer, controller, choice): step the controller after each optimizer step as with
     `lrcontrol.build`; `print(choice)` explains the choice.
     """
+    import torch._dynamo  # noqa: F401  (a process's first optimizer imports it: seconds that are no probe's cost)
+
     import lrcontrol
     from lrcontrol.select.features import probe_loop
 
