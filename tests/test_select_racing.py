@@ -12,7 +12,7 @@ import pytest
 from synthetic_meta import meta_dataset
 
 from lrcontrol.bench import LocalExecutor, run
-from lrcontrol.select.racing import affordable, cost_of, plan, race, simulate
+from lrcontrol.select.racing import affordable, cost_of, entrants, plan, race, simulate
 from lrcontrol.tasks import get_task
 
 
@@ -34,6 +34,18 @@ def test_a_coarse_grid_races_the_longest_affordable_prefix_of_members():
     n = affordable(12, grid=grid)
     assert 1 < n < 12 and cost_of(plan(n, grid=grid)) <= 2.0 + 1e-9
     assert cost_of(plan(n + 1, grid=grid)) > 2.0
+    assert entrants([f"m{i}" for i in range(12)], grid=grid) == [f"m{i}" for i in range(n)]
+
+
+def test_members_whose_extra_steps_do_not_fit_are_skipped_in_order_of_preference():
+    names = ["a", "finder", "b", "c", "d"]
+    grid = np.arange(0, 1 + 1e-9, 0.05)
+    assert entrants(names, {}, grid=grid) == names
+    # an LR range test costing 0.9 runs leaves no room for it in a race of two or more
+    chosen = entrants(names, {"finder": 0.9}, grid=grid)
+    assert chosen[0] == "a" and "finder" not in chosen and chosen == ["a", "b", "c", "d"]
+    assert cost_of(plan(len(chosen), grid=grid)) <= 2.0
+    assert entrants(["finder", "a"], {"finder": 3.0}) == ["finder"]  # the first always runs
 
 
 def test_simulated_race_finds_the_best_member_and_skips_the_diverging_one():

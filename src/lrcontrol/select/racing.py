@@ -89,6 +89,26 @@ def affordable(n_members: int, eta: int = 3, max_cost: float = MAX_COST, grid: S
     return 1
 
 
+def entrants(
+    preference: Sequence[str],
+    extras: Mapping[str, float] | None = None,
+    eta: int = 3,
+    max_cost: float = MAX_COST,
+    grid: Sequence[float] | None = None,
+) -> list[str]:
+    """Who starts the race: members in order of preference, each taken if the race still fits
+    `max_cost` with it — the planned rungs plus every entrant's extra cost (e.g. an LR range test's
+    steps, paid once at the start, in full-run equivalents) — and skipped otherwise."""
+    extras = extras or {}
+    chosen: list[str] = []
+    for member in preference:
+        trial = chosen + [member]
+        spent = cost_of(plan(len(trial), eta, max_cost, grid)) + sum(extras.get(m, 0.0) for m in trial)
+        if spent <= max_cost + 1e-9 or not chosen:  # the first always enters: a race of one is its run
+            chosen = trial
+    return chosen
+
+
 def cost_of(rungs: Sequence[Rung]) -> float:
     """The planned compute of a race: Σ n_k (r_k − r_{k−1}) full runs (continued, never restarted)."""
     return sum(r.alive * (r.frac - p) for r, p in zip(rungs, [0.0] + [q.frac for q in rungs[:-1]]))
@@ -124,8 +144,8 @@ def simulate(runs: Any, members: Sequence[str] | None = None, eta: int = 3, max_
     `member`, `eval_frac`, `eval_values`, `final_metric`, `higher_is_better`, `diverged`, `cost`).
 
     members: the racers in order of preference (default: every row's member, in row order): ties go to
-    the earlier, and when the evaluation grid is too coarse for all of them to fit `max_cost`, the race
-    starts with the longest prefix that fits."""
+    the earlier, and when the evaluation grid is too coarse (or the members' extra steps too many) for
+    all of them to fit `max_cost`, the race starts with those `entrants` picks."""
     rows = {str(r["member"]): r for r in runs.to_dict("records")} if hasattr(runs, "to_dict") else dict(runs)
     members = list(rows) if members is None else list(members)
     missing = [m for m in members if m not in rows]
@@ -145,7 +165,7 @@ def simulate(runs: Any, members: Sequence[str] | None = None, eta: int = 3, max_
         final = sign * float(r["final_metric"]) if not diverged else math.inf
         curves[m] = (frac, values, diverged, length, extra, final)
     grid = max((c[0] for c in curves.values()), key=len)
-    members = members[: affordable(len(members), eta, max_cost, grid)]
+    members = entrants(members, {m: c[4] for m, c in curves.items()}, eta, max_cost, grid)
     alive, reached, total, log = list(members), dict.fromkeys(members, 0.0), 0.0, []
     rungs = plan(len(members), eta, max_cost, grid)
     for i, rung in enumerate(rungs):
@@ -180,10 +200,12 @@ def race(
     size: str = "default",
     eta: int = 3,
     max_cost: float = MAX_COST,
+    extras: Mapping[str, float] | None = None,
 ) -> RaceResult:
     """Race the portfolio `members` (name → spec, in order of preference, as in `simulate`) live on `task`
     through an executor with a checkpoint directory: each rung continues a member's previous run from its
-    checkpoint."""
+    checkpoint. extras: each member's extra cost beyond its steps (full-run equivalents, e.g. its LR range
+    test), known from earlier runs; who enters is decided with it like in `simulate`."""
     from lrcontrol.bench.run_spec import RunSpec
     from lrcontrol.tasks import get_task
 
@@ -193,7 +215,7 @@ def race(
     budget = the_task.budget if budget is None else budget
     sign = -1.0 if the_task.higher_is_better else 1.0
     grid = np.array(sorted({*range(the_task.eval_every, budget + 1, the_task.eval_every), budget}), dtype=float)
-    names = list(members)[: affordable(len(members), eta, max_cost, grid / budget)]
+    names = entrants(list(members), extras, eta, max_cost, grid / budget)
     rungs = plan(len(names), eta, max_cost, grid / budget)
     alive, previous, trained, extra, log = names, {}, dict.fromkeys(names, 0), {}, []
     trajectories: dict[str, Any] = {}
