@@ -19,6 +19,7 @@ The held-out predictions of all folds are pooled and scored:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,7 @@ import pandas as pd
 from lrcontrol.errors import LRControlError
 from lrcontrol.select.racing import MAX_COST, simulate
 from lrcontrol.select.regret import RegretTable, gap_closed, regret_table, worst_decile
-from lrcontrol.select.selectors import KNearest, PairwiseClassifier, RegretRegression, SingleBest
+from lrcontrol.select.selectors import KNearest, PairwiseClassifier, RegretRegression, SingleBest, feature_columns
 
 SPLITS = ("family", "dataset")
 #: a member within this regret of the instance's best counts as near-best there
@@ -39,13 +40,31 @@ RACE = "racing (≤ 2 runs)"
 RACE_KNN = "k-nearest → racing"
 
 
-def default_selectors() -> dict[str, Callable[[], Any]]:
-    """The selectors evaluated by default: name → a fresh, unfitted selector."""
+@dataclass(frozen=True)
+class Candidate:
+    """A selector to evaluate: how to make a fresh one, and the feature columns it may read (None: all).
+    It pays the instance's probe cost unless every column it reads is a static feature."""
+
+    make: Callable[[], Any]
+    columns: tuple[str, ...] | None = None
+
+
+def default_selectors() -> dict[str, Candidate]:
+    """The selectors evaluated by default: name → candidate."""
+    from lrcontrol.select.features import STATIC_NAMES
+
     return {
-        "k-nearest (k=5)": lambda: KNearest(k=5),
-        "pairwise forest": lambda: PairwiseClassifier(trees=8, max_depth=4),
-        "regret regression": lambda: RegretRegression(trees=16, max_depth=6),
+        "k-nearest (k=5)": Candidate(lambda: KNearest(k=5)),
+        "k-nearest (k=5), static features": Candidate(lambda: KNearest(k=5), tuple(STATIC_NAMES)),
+        "pairwise forest": Candidate(lambda: PairwiseClassifier(trees=8, max_depth=4)),
+        "regret regression": Candidate(lambda: RegretRegression(trees=16, max_depth=6)),
     }
+
+
+def _static_names() -> set[str]:
+    from lrcontrol.select.features import STATIC_NAMES
+
+    return set(STATIC_NAMES)
 
 
 def instance_groups(runs: pd.DataFrame) -> pd.DataFrame:
@@ -90,7 +109,7 @@ def evaluate_instances(
     features: pd.DataFrame,
     split: str = "family",
     members: Sequence[str] | None = None,
-    selectors: Mapping[str, Callable[[], Any]] | None = None,
+    selectors: Mapping[str, Candidate | Callable[[], Any]] | None = None,
     race: bool = True,
     race_cost: float = MAX_COST,
     on_fold: Callable[[int, int, str], None] | None = None,
@@ -103,6 +122,8 @@ def evaluate_instances(
     indexed = check_features(features, table.instances)
     probe_cost = indexed["probe_cost"].fillna(0.0) if "probe_cost" in indexed.columns else pd.Series(0.0, indexed.index)
     selectors = default_selectors() if selectors is None else selectors
+    candidates = {n: c if isinstance(c, Candidate) else Candidate(c) for n, c in selectors.items()}
+    static = _static_names()
     regrets = table.member_regret()
     rows: list[dict[str, Any]] = []
 
@@ -126,10 +147,15 @@ def evaluate_instances(
     splits = folds(groups, split)
     for done, (fold, train, test) in enumerate(splits, start=1):
         sbs = SingleBest().fit(indexed.loc[train], regrets.loc[train])
-        chosen = {
-            name: make().fit(indexed.loc[train], regrets.loc[train]).choose_many(indexed.loc[test])
-            for name, make in selectors.items()
-        }
+        chosen, probes = {}, {}
+        for name, candidate in candidates.items():
+            columns = [c for c in (candidate.columns or indexed.columns) if c in indexed.columns]
+            if not feature_columns(indexed[columns]):
+                continue  # none of its features is in the table: nothing to evaluate
+            usable = indexed[columns]
+            selector = candidate.make().fit(usable.loc[train], regrets.loc[train])
+            chosen[name] = selector.choose_many(usable.loc[test])
+            probes[name] = not set(selector.inputs.columns) <= static
         preference = [sbs.members[i] for i in np.argsort(sbs.mean_regret, kind="stable")]
         if race:
             knn = KNearest(k=5).fit(indexed.loc[train], regrets.loc[train])
@@ -138,7 +164,7 @@ def evaluate_instances(
             add(SBS, "sbs", fold, instance, sbs.choose({}))
             add(VBS, "vbs", fold, instance, str(regrets.loc[instance].idxmin()))
             for name, choices in chosen.items():
-                add(name, "selector", fold, instance, choices[position], float(probe_cost[instance]))
+                add(name, "selector", fold, instance, choices[position], float(probe_cost[instance]) * probes[name])
             for member in table.members:
                 add(member, "member", fold, instance, member)
             for baseline in table.baselines:
@@ -222,7 +248,7 @@ def evaluate(
     features: pd.DataFrame,
     split: str = "family",
     members: Sequence[str] | None = None,
-    selectors: Mapping[str, Callable[[], Any]] | None = None,
+    selectors: Mapping[str, Candidate | Callable[[], Any]] | None = None,
     race: bool = True,
 ) -> pd.DataFrame:
     """The held-out table: one row per selector, racing, SBS, VBS, portfolio member and tuned baseline."""
