@@ -10,6 +10,7 @@ from lrcontrol.cli import (
     report,  # noqa: F401,E402  (registers: report, plot)
     select,  # noqa: F401,E402  (registers: the select sub-app and select build)
     select_auto,  # noqa: F401,E402  (registers: select train, select explain)
+    select_evaluate,  # noqa: F401,E402  (registers: select evaluate)
     select_features,  # noqa: F401,E402  (registers: select features)
     tasks,  # noqa: F401,E402  (registers: tasks)
     tune,  # noqa: F401,E402  (registers: tune)
