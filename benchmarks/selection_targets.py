@@ -110,9 +110,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    from lrcontrol.select.metadata import read_features, read_runs
-
     from lrcontrol.select.evaluation import default_selectors, evaluate_instances, summarize
+    from lrcontrol.select.metadata import read_features, read_runs
 
     selectors = default_selectors()
     shipped = None if args.selector else shipped_candidate()
