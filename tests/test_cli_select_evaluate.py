@@ -29,7 +29,15 @@ def files(tmp_path_factory):
 def evaluate(files, *args):
     return runner.invoke(
         app,
-        ["select", "evaluate", "--runs", str(files / "runs.parquet"), "--features", str(files / "features.parquet"), *args],
+        [
+            "select",
+            "evaluate",
+            "--runs",
+            str(files / "runs.parquet"),
+            "--features",
+            str(files / "features.parquet"),
+            *args,
+        ],
     )
 
 
