@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+# The order of these imports is the order of the commands in `lrcontrol --help`.
 from lrcontrol.cli import (
-    bench,  # noqa: F401,E402  (registers: run, sweep, summary, export)
+    bench,  # noqa: F401,E402  (registers: run, sweep)
+    store,  # noqa: F401,E402  (registers: summary, export)
+)
+
+# isort: split
+from lrcontrol.cli import (
     find_lr,  # noqa: F401,E402  (registers: find-lr)
     learn,  # noqa: F401,E402  (registers: the learn sub-app: learn train, learn evaluate)
     methods,  # noqa: F401,E402  (registers: methods, spec)
