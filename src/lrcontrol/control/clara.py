@@ -239,13 +239,17 @@ class Clara(OnlineFactor):
         # tensors (a foreach lerp with one weight per tensor) instead of two (normalise, then lerp):
         # about a tenth of an AdamW step less (docs/performance.md). p_0 = 0 is a = 0, z = 0 (w = 1
         # at the first step). A tensor that did not move this step keeps its path unchanged.
-        moved = [k for k, n in enumerate(norms) if n > 0]
-        weights = []
-        for k in moved:
-            gain = c / norms[k]
-            self.path_scales[k] = (1.0 - c) * self.path_scales[k] + gain
-            weights.append(gain / self.path_scales[k])
-        torch._foreach_lerp_([self.scaled_paths[k] for k in moved], [step[k] for k in moved], weights)
+        scales, weights = self.path_scales, []
+        for k, n in enumerate(norms):
+            if n > 0:
+                gain = c / n
+                scales[k] = (1.0 - c) * scales[k] + gain
+                weights.append(gain / scales[k])
+        if len(weights) == len(norms):  # every tensor moved (the usual case): no lists to build
+            torch._foreach_lerp_(self.scaled_paths, step, weights)
+        else:
+            moved = [k for k, n in enumerate(norms) if n > 0]
+            torch._foreach_lerp_([self.scaled_paths[k] for k in moved], [step[k] for k in moved], weights)
         z_norms = torch.stack(torch._foreach_norm(self.scaled_paths)).tolist()
         path_sq = math.fsum((a * n) ** 2 for a, n in zip(self.path_scales, z_norms))
         self.ratio = path_sq / self.mu_total

@@ -12,7 +12,8 @@ For the optimizers below the direction is read from what the optimizer itself us
 - `torch.optim.SGD` without momentum: s = g (the gradient, read in place: no copy at all);
 - with momentum μ (dampening any): s = b_t, the momentum buffer after the step; Nesterov: g + μ·b_t;
 - `torch.optim.Adam` / `AdamW`: s = m̂/(√v̂ + ε) (AMSGrad: the running maximum of v̂), computed as
-  (√bc₂/bc₁)·m/(√v + ε·√bc₂) with bc_i = 1 − β_i^t into one buffer the size of θ; the AdamW decay term η·λ·θ carries no gradient
+  (√bc₂/bc₁)·m/(√v + ε·√bc₂) with bc_i = 1 − β_i^t (into a buffer kept per large tensor; small
+  tensors together in three foreach calls); the AdamW decay term η·λ·θ carries no gradient
   information and is not part of s (it is part of the step taken, and stays in it).
 
 These are exact under the optimizers' own formulas (torch 2.x), checked by tests. Anything else — other
@@ -38,6 +39,14 @@ def _known_group(optimizer: torch.optim.Optimizer, group: dict) -> bool:
     return True
 
 
+#: tensors with at least this many elements get Adam's direction written into a buffer kept across
+#: steps (one pass per operation, no allocation); smaller ones are computed by three foreach calls
+#: that allocate their results (cheap at that size), so a model of many small tensors (a transformer)
+#: pays three Python calls per step, not three per tensor. Every element is computed by the same IEEE
+#: operations either way (sqrt, add, divide), so the two paths give the same bits.
+LARGE_TENSOR = 32768
+
+
 class DirectionReader:
     """Reads s_k for the tensors of a known optimizer; build it with `DirectionReader.of` (None if unknown)."""
 
@@ -46,7 +55,9 @@ class DirectionReader:
         self.tensors = tensors
         self.tensor_group = tensor_group
         self.kind = "sgd" if type(optimizer) is torch.optim.SGD else "adam"
-        self.buffers: list[torch.Tensor] | None = None  # Adam's direction, written in place every step
+        #: Adam's direction of the large tensors, written in place every step (None for the small ones)
+        self.buffers: list[torch.Tensor | None] | None = None
+        self._empty = torch.empty(0)
 
     @classmethod
     def of(
@@ -60,9 +71,17 @@ class DirectionReader:
             return None
         return cls(optimizer, tensors, tensor_group)
 
+    def moved(self) -> list[bool] | None:
+        """Before the step: which tensors the optimizer will move (those with a gradient), or None when
+        this step's gradients cannot be read (a sparse one) and the caller must measure the displacement."""
+        grads = [t.grad for t in self.tensors]
+        if any(g is not None and g.is_sparse for g in grads):
+            return None
+        return [g is not None for g in grads]
+
     def usable(self) -> bool:
         """Whether this step's gradients can be read (dense); checked before each step, cheaply."""
-        return not any(t.grad is not None and t.grad.is_sparse for t in self.tensors)
+        return self.moved() is not None
 
     def read(self, moved: list[bool]) -> tuple[list[torch.Tensor], list[float]]:
         """After the step: (s_k, scale_k) for the tensors that moved, where the optimizer's step along s was
@@ -71,56 +90,80 @@ class DirectionReader:
         s_k may be the optimizer's own tensor (the gradient, the momentum buffer): read it, never write it.
         Tensors with moved[k] False get an empty tensor and scale 0.
         """
+        if self.kind == "sgd":
+            return self._read_sgd(moved)
+        return self._read_adam(moved)
+
+    def _read_sgd(self, moved: list[bool]) -> tuple[list[torch.Tensor], list[float]]:
         groups = self.optimizer.param_groups
         state = self.optimizer.state
-        dirs: list[torch.Tensor] = []
-        scales: list[float] = []
-        index = [k for k, m in enumerate(moved) if m]
-        if self.kind == "sgd":
-            plain, nesterov = [], []
-            for k in index:
-                p, group = self.tensors[k], groups[self.tensor_group[k]]
-                mu = float(group.get("momentum", 0.0))
-                if mu == 0.0:
-                    plain.append((k, p.grad))
-                elif group.get("nesterov", False):
-                    nesterov.append((k, p.grad, state[p]["momentum_buffer"], mu))
-                else:
-                    plain.append((k, state[p]["momentum_buffer"]))
-            found = dict(plain)
-            for k, g, buf, mu in nesterov:  # g + μ·b_t, one new tensor per tensor (rare: a Python loop)
-                found[k] = torch.add(g, buf, alpha=mu)
-            for k in range(len(self.tensors)):
-                if k in found:
-                    dirs.append(found[k])
-                    scales.append(float(groups[self.tensor_group[k]]["lr"]))
-                else:
-                    dirs.append(torch.empty(0))
-                    scales.append(0.0)
-            return dirs, scales
-        # Adam / AdamW: m/(√v + ε√bc₂) in three passes into a buffer kept per tensor. A per-tensor loop
-        # with out= writes: the foreach ops have no out= form, and allocating their results every step
-        # (page faults on CPU) or the in-place foreach chain (five passes) measured slower.
+        dirs: list[torch.Tensor] = [self._empty] * len(self.tensors)
+        scales = [0.0] * len(self.tensors)
+        for k, p in enumerate(self.tensors):
+            if not moved[k]:
+                continue
+            group = groups[self.tensor_group[k]]
+            mu = float(group.get("momentum", 0.0))
+            if mu == 0.0:
+                dirs[k] = p.grad
+            elif group.get("nesterov", False):  # g + μ·b_t, one new tensor per tensor (rare)
+                dirs[k] = torch.add(p.grad, state[p]["momentum_buffer"], alpha=mu)
+            else:
+                dirs[k] = state[p]["momentum_buffer"]
+            scales[k] = float(group["lr"])
+        return dirs, scales
+
+    def _read_adam(self, moved: list[bool]) -> tuple[list[torch.Tensor], list[float]]:
+        # m/(√v + ε√bc₂) in three passes. Large tensors: a per-tensor loop with out= writes into a buffer
+        # kept per tensor (the foreach ops have no out= form, and allocating their results every step, page
+        # faults on CPU, or the in-place foreach chain, five passes, measured slower). Small tensors: three
+        # foreach calls for all of them together.
+        groups = self.optimizer.param_groups
+        state = self.optimizer.state
         if self.buffers is None:
-            self.buffers = [torch.empty_like(p, memory_format=torch.preserve_format) for p in self.tensors]
-        found = {}
-        for k in index:
-            p, group = self.tensors[k], groups[self.tensor_group[k]]
+            self.buffers = [
+                torch.empty_like(p, memory_format=torch.preserve_format) if p.numel() >= LARGE_TENSOR else None
+                for p in self.tensors
+            ]
+        dirs: list[torch.Tensor] = [self._empty] * len(self.tensors)
+        scales = [0.0] * len(self.tensors)
+        # (ε√bc₂, η·√bc₂/bc₁) per (group, step count): the same few values for every tensor of a group
+        factors: dict[tuple[int, float], tuple[float, float]] = {}
+        small: list[int] = []
+        small_m: list[torch.Tensor] = []
+        small_v: list[torch.Tensor] = []
+        small_eps: list[float] = []
+        for k, p in enumerate(self.tensors):
+            if not moved[k]:
+                continue
+            gi = self.tensor_group[k]
+            group = groups[gi]
             st = state[p]
-            beta1, beta2 = group["betas"]
             t = float(st["step"])
-            bc1, bc2 = 1.0 - beta1**t, 1.0 - beta2**t
+            found = factors.get((gi, t))
+            if found is None:
+                beta1, beta2 = group["betas"]
+                bc1, bc2 = 1.0 - beta1**t, 1.0 - beta2**t
+                found = factors[gi, t] = (
+                    float(group["eps"]) * math.sqrt(bc2),
+                    float(group["lr"]) * math.sqrt(bc2) / bc1,
+                )
+            eps, scales[k] = found
             v = st["max_exp_avg_sq"] if group.get("amsgrad", False) else st["exp_avg_sq"]
             buf = self.buffers[k]
+            if buf is None:
+                small.append(k)
+                small_m.append(st["exp_avg"])
+                small_v.append(v)
+                small_eps.append(eps)
+                continue
             torch.sqrt(v, out=buf)
-            buf.add_(float(group["eps"]) * math.sqrt(bc2))
+            buf.add_(eps)
             torch.div(st["exp_avg"], buf, out=buf)
-            found[k] = (buf, float(group["lr"]) * math.sqrt(bc2) / bc1)
-        for k in range(len(self.tensors)):
-            if k in found:
-                dirs.append(found[k][0])
-                scales.append(found[k][1])
-            else:
-                dirs.append(torch.empty(0))
-                scales.append(0.0)
+            dirs[k] = buf
+        if small:
+            denominators = torch._foreach_sqrt(small_v)
+            torch._foreach_add_(denominators, small_eps)
+            for k, s in zip(small, torch._foreach_div(small_m, denominators)):
+                dirs[k] = s
         return dirs, scales

@@ -157,10 +157,10 @@ class OnlineFactor(Factor):
         if not self.captures_step:
             return
         self.step_lrs = [float(optimizer.param_groups[g]["lr"]) for g in range(len(optimizer.param_groups))]
-        if self.reader is not None and self.reader.usable():
-            self._moved = [p.grad is not None for p in self.tensors]  # the optimizer skips the others
+        # the optimizer moves the tensors with a gradient and skips the others
+        self._moved = None if self.reader is None else self.reader.moved()
+        if self._moved is not None:
             return
-        self._moved = None
         with torch.no_grad():
             if self._before is None:
                 self._before = [t.detach().clone() for t in self.tensors]
@@ -183,10 +183,10 @@ class OnlineFactor(Factor):
                 torch._foreach_sub_(step, self.tensors)
                 self.step_scales = [1.0] * len(step)
             norms = torch.stack(torch._foreach_norm(step)).tolist()  # the one host sync of the capture
-            if not all(math.isfinite(n) for n in norms):
+            if not all(map(math.isfinite, norms)):
                 self._outcome = _BAD
                 return
-            if not any(n > 0 for n in norms):  # nothing moved (zero gradients): no information, an idle step
+            if max(norms) <= 0:  # nothing moved (zero gradients): no information, an idle step
                 self._outcome = None
                 return
             self.transform_step(step, norms)
