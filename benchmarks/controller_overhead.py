@@ -23,7 +23,17 @@ They show how much of a controller's cost any exact step-reading method must pay
 
 Variants are interleaved repeat by repeat (so drifts in machine load hit them alike); each repeat
 times a block of steps; the table reports the median time per step and its ratio to the bare
-AdamW step. Targets (issue 16): optimizer step ≤ 1.6×; training step ≤ 1.03× on the CNN and the
+AdamW step. The clock is the process's CPU time by default (`--clock cpu`): with one torch thread
+that is the time the step itself took, without the time the process waited while other processes
+held the core (on a shared machine that waiting is most of the noise of wall-clock times; contention
+for the caches and memory bandwidth still shows). `--clock wall` times wall-clock seconds instead.
+
+Denormal floats are flushed to zero (`torch.set_flush_denormal(True)`; `--keep-denormals` keeps
+them). The training steps repeat one random batch, which a variant that raises η fast memorises
+(hypergradient descent drove its loss to exactly 0 within 50 steps); the gradients of such a batch
+are partly subnormal numbers, on which the CPU's arithmetic is many times slower, so without the flush
+the table timed that variant's trajectory rather than its controller (hypergradient's MLP training
+step: 1.62× with subnormals, against 1.46× for its optimizer step). Targets (issue 16): optimizer step ≤ 1.6×; training step ≤ 1.03× on the CNN and the
 transformer, and on the MLP (whose optimizer step is a large part of its training step) within 0.05
 of "floor:capture".
 """
@@ -166,17 +176,29 @@ def training_step_runner(workload: str, spec: str) -> Callable[[int], None]:
     return run
 
 
-def measure(runners: dict[str, Callable[[int], None]], steps: int, repeats: int) -> dict[str, float]:
+CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
+
+
+def measure(
+    runners: dict[str, Callable[[int], None]], steps: int, repeats: int, clock: Callable[[], float] = time.process_time
+) -> dict[str, float]:
     """Median seconds per step of each runner, interleaving the runners in every repeat."""
     for run in runners.values():  # warm-up: allocations, first checkpoints, caches
         run(max(2, steps // 2))
     times: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(repeats):
         for name, run in runners.items():
-            start = time.perf_counter()
+            start = clock()
             run(steps)
-            times[name].append((time.perf_counter() - start) / steps)
+            times[name].append((clock() - start) / steps)
     return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def load_average() -> str:
+    try:
+        return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:  # not every platform has one
+        return "n/a"
 
 
 def machine() -> str:
@@ -199,9 +221,15 @@ def main() -> None:
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--only", default="", help="run only the training steps whose name contains this (e.g. CNN)")
     parser.add_argument("--no-optimizer-step", action="store_true", help="skip the optimizer-step cases")
+    parser.add_argument("--repeats", type=int, help="interleaved repeats (default 21, 5 with --quick)")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu", help="what to time (default: CPU time)")
+    parser.add_argument("--keep-denormals", action="store_true", help="do not flush subnormal floats to zero")
     args = parser.parse_args()
+    if args.repeats is not None and args.repeats < 1:
+        parser.error(f"--repeats {args.repeats}: give at least 1")
     torch.set_num_threads(args.threads)
-    repeats = 5 if args.quick else 21
+    flushed = torch.set_flush_denormal(not args.keep_denormals) and not args.keep_denormals
+    repeats = args.repeats or (5 if args.quick else 21)
     specs = online_specs()
     results: dict[str, dict[str, float]] = {}
     cases: list[tuple[str, object, Callable]] = [
@@ -211,6 +239,8 @@ def main() -> None:
     ]
     cases += [(f"training step, {name}", name, training_step_runner) for name in TRAINING if args.only in name]
     print(machine())
+    print(f"clock: {args.clock}; denormals {'flushed' if flushed else 'kept'}; load average {load_average()}")
+    load_before = load_average()
     for title, workload, factory in cases:
         runners = {}
         for label, spec in specs:
@@ -221,7 +251,7 @@ def main() -> None:
         model = mlp(workload) if factory is optimizer_step_runner else TRAINING[workload][0]()
         params = sum(p.numel() for p in model.parameters())
         steps = max(2, int(2e7 // params)) if factory is optimizer_step_runner else 20
-        medians = measure(runners, steps, repeats)
+        medians = measure(runners, steps, repeats, CLOCKS[args.clock])
         base = medians["adamw"]
         mlp_floor = factory is training_step_runner and "MLP" in title and "floor:capture" in medians
         # the MLP's target is relative to the capture floor (its optimizer step is a large share of its step)
@@ -243,9 +273,20 @@ def main() -> None:
                 flag = "  ok" if ratio <= target else "  MISSED"
             print(f"  {label:<16}{1e3 * medians[label]:>10.3f}{ratio:>8.3f}×{flag}")
         results[title] = dict(medians)
+    print(f"\nload average before: {load_before}; after: {load_average()} (1, 5 and 15 minutes)")
     if args.json:
+        settings = {"clock": args.clock, "denormals_flushed": flushed, "repeats": repeats}
         with open(args.json, "w") as f:
-            json.dump({"machine": machine(), "seconds_per_step": results}, f, indent=2)
+            json.dump(
+                {
+                    "machine": machine(),
+                    "settings": settings,
+                    "load_average": {"before": load_before, "after": load_average()},
+                    "seconds_per_step": results,
+                },
+                f,
+                indent=2,
+            )
 
 
 if __name__ == "__main__":
