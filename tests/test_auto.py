@@ -7,6 +7,7 @@ known in advance."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import multiprocessing
@@ -198,6 +199,9 @@ def test_the_run_key_of_auto_names_the_selector(use_selector, tmp_path, monkeypa
     from lrcontrol.bench.record import run_key
 
     first = run_key("sphere-10@1/smoke", "auto()", 0, 50)
+    # exactly the key of 0.4.0 (the fields, then the selector's content hash), so existing stores resume
+    parts = ["sphere-10@1/smoke", "auto()", 0, 50, 50, f"selector:{read().identity}"]
+    assert first == hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
     other = train(tmp_path, "single-best")
     monkeypatch.setenv(ENV, str(other))
     assert run_key("sphere-10@1/smoke", "auto()", 0, 50) != first

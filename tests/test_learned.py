@@ -160,3 +160,47 @@ def test_the_docs_example_runs():
     assert blocks, "docs/learned.md lost its example"
     for i, block in enumerate(blocks):
         exec(compile(block, f"{page}:block{i}", "exec"), {})
+
+
+def test_the_run_key_names_the_policy_content_so_a_retrained_policy_never_reuses_old_runs(tmp_path):
+    from lrcontrol.bench.record import run_key
+
+    policy = load_policy("default")
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    first.write_text(json.dumps({**policy, "weights": UP}))
+    second.write_text(json.dumps({**policy, "weights": DOWN}))
+
+    def key(path) -> str:
+        return run_key("sphere-10@1/smoke", f"adam(lr=0.001) + learned(policy={str(path)!r})", 0, 50)
+
+    assert key(first) == key(first)  # the same file, the same key
+    copy = tmp_path / "copy.json"
+    copy.write_text(first.read_text())
+    before = key(copy)
+    copy.write_text(second.read_text())  # the same path, retrained weights
+    assert key(copy) != before and key(first) != key(second)
+    # the constants count too, for the shipped weights given in the spec
+    slower = tmp_path / "slower.json"
+    slower.write_text(json.dumps({**policy, "rate": policy["rate"] / 2}))
+    given = f"weights={policy['weights']}"
+    assert run_key("t@1/smoke", f"adam(lr=0.001) + learned({given})", 0, 50) != run_key(
+        "t@1/smoke", f"adam(lr=0.001) + learned(policy={str(slower)!r}, {given})", 0, 50
+    )
+    # the shipped policy's key holds its digest: the key of 0.4.0 (the spec alone) is not reused
+    import hashlib
+
+    parts = ["t@1/smoke", "adam(lr=0.001) + learned()", 0, 50, 50]
+    spec_alone = hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
+    assert run_key("t@1/smoke", "adam(lr=0.001) + learned()", 0, 50) != spec_alone
+
+
+def test_a_spec_that_declares_no_content_keys_on_its_fields_alone():
+    import hashlib
+
+    from lrcontrol.bench.record import run_key
+
+    for spec in ("adamw(lr=0.001) + warmup() + cosine()", "tune:smac-mf(trials=50, eta=3) lr"):
+        parts = ["fmnist-mlp@1/default", spec, 1, 400, 400]
+        assert (
+            run_key("fmnist-mlp@1/default", spec, 1, 400) == hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
+        )

@@ -41,6 +41,12 @@ class Entry:
     one_lr: bool = False
     #: old parameter names → today's, for the error that names the new one (`Factor.renamed`)
     renamed: dict[str, str] = field(default_factory=dict, hash=False)
+    #: for an entry whose result depends on content outside the spec (a file it reads: a policy, a
+    #: selector): `identity(args)` names that content — `args` are the term's arguments, defaults
+    #: included — as a short string such as "policy:<digest>". The run key (`bench.record.run_key`)
+    #: appends it, so a run under new content never reuses a stored run of the old; None: the spec alone
+    #: identifies the result
+    identity: Callable[[dict[str, Any]], str] | None = field(default=None, hash=False, compare=False)
 
     def param(self, name: str) -> Param:
         for p in self.params:
@@ -106,6 +112,7 @@ def register_factor(cls: type) -> type:
             optimizer=getattr(cls, "example_optimizer", ""),
             examples=tuple(dict.fromkeys(x for x in (getattr(cls, "example", ""), *getattr(cls, "examples", ())) if x)),
             renamed=dict(getattr(cls, "renamed", {})),
+            identity=getattr(cls, "content_identity", None),
         )
     )
     return cls

@@ -24,12 +24,11 @@ import math
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 from lrcontrol import jsontext
 from lrcontrol.bench.curves import best_value, run_metrics
-from lrcontrol.select.method import AUTO_SPEC
 
 
 def _column(sql: str) -> Any:
@@ -235,14 +234,31 @@ def _finite_or_none(value: Any) -> float | None:
 def run_key(task_key: str, spec: str, seed: int, budget: int, horizon: int | None = None) -> str:
     """A stable id for a run: sha256 of its identifying fields (the spec must be canonical).
 
-    An `auto()` run's result depends on the selector that chose its member too: the shipped selector's
-    content hash joins the fields, so a new selector never reuses the stored runs of an old one."""
-    parts = [task_key, spec, int(seed), int(budget), int(budget if horizon is None else horizon)]
-    if spec == AUTO_SPEC:
-        from lrcontrol.select.shipped import identity
-
-        parts.append(f"selector:{identity()}")
+    A term whose result depends on content outside the spec declares that content's identity
+    (`Entry.identity`): `learned()` its policy's digest, `auto()` its selector file's content hash. Those
+    identities join the fields, so new content (a retrained policy or selector) never reuses the stored
+    runs of the old; a spec whose terms declare nothing keys on the fields alone."""
+    parts: list[Any] = [task_key, spec, int(seed), int(budget), int(budget if horizon is None else horizon)]
+    parts.extend(identity(args) for identity, args in _declaring_terms(spec))
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
+
+
+@lru_cache(maxsize=4096)
+def _declaring_terms(spec: str) -> tuple[tuple[Any, dict[str, Any]], ...]:
+    """(identity function, the term's arguments with defaults) of each term of `spec` that declares one.
+
+    Cached per spec text: run_key is called for every run of a sweep, and a spec is parsed once. The
+    identities themselves are computed on every call (a file's content can change within a process;
+    they cache by the file's size and modification time). A string that is not a spec (a tuned method's
+    name, `tune:…`) declares nothing."""
+    from lrcontrol.errors import LRControlError
+    from lrcontrol.spec import parse
+
+    try:
+        parsed = parse(spec)
+    except LRControlError:
+        return ()
+    return tuple((t.entry.identity, t.full_kwargs()) for t in parsed.terms if t.entry.identity is not None)
 
 
 def method_of(spec: str) -> tuple[str, float | None]:

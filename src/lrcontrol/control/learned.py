@@ -48,9 +48,11 @@ et al.'s, and trained by CMA-ES on runs (lrcontrol.select.learn).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
@@ -93,10 +95,22 @@ def load_policy(name: str) -> dict[str, Any]:
         known = ", ".join(shipped_policies()) or "none"
         raise LRControlError(f"learned(policy={name!r}): no such shipped policy or file; shipped: {known}")
     try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
         raise LRControlError(f"learned(policy={name!r}): {path} is not a JSON policy file ({exc})") from None
-    return check_policy(data, str(path))
+    # a copy: the caller may keep or change it, the cached one stays as read
+    return copy.deepcopy(_parse_policy(name, str(path), text))
+
+
+@lru_cache(maxsize=16)
+def _parse_policy(name: str, path: str, text: str) -> dict[str, Any]:
+    """The checked policy, cached by the file's text (a rewritten file is parsed again, whatever its
+    timestamp): the run key reads the file for every run of a learned() spec."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise LRControlError(f"learned(policy={name!r}): {path} is not a JSON policy file ({exc})") from None
+    return check_policy(data, path)
 
 
 def check_policy(data: Any, where: str) -> dict[str, Any]:
@@ -169,6 +183,17 @@ class Learned(Factor):
         "learned(weights=[-3.0, 0.5, -4.0, 1.0, -1.0, -3.0, 0.2, 1.0], floor=0.01, ceiling=100.0)",
     )
     transient: ClassVar[tuple[str, ...]] = ("horizon", "_policy", "_weights", "_rate", "_beta_fast", "_beta_slow")
+
+    @classmethod
+    def content_identity(cls, args: dict[str, Any]) -> str:
+        """What a run's result depends on besides its spec (`Entry.identity`, part of the run key): the
+        digest of the policy file's constants and of the weights the run uses — the file's, or the spec's
+        `weights=[…]` — the same digest the state carries. A retrained `default.json` or an edited
+        `policy="file.json"` gives new run keys; an unchanged file, the same."""
+        policy = load_policy(args["policy"])
+        given = args.get("weights")
+        weights = check_weights(list(given) if given is not None else policy["weights"], "learned(weights=…)")
+        return f"policy:{digest(weights, policy)}"
 
     def check_config(self) -> None:
         self._policy = load_policy(self.config["policy"])

@@ -15,6 +15,14 @@ AUTO = "auto"
 AUTO_SPEC = "auto()"
 
 
+def _selector_identity(args: dict[str, object]) -> str:
+    """What an auto() run's result depends on besides its spec: the selector file that chose its member
+    (its content hash; `lrcontrol.select.shipped` is imported only when an auto() run is keyed)."""
+    from lrcontrol.select.shipped import identity
+
+    return f"selector:{identity()}"
+
+
 def _no_factor() -> None:
     """auto() builds nothing by itself: the engine (or `lrcontrol.auto(...)`) resolves it to a member's spec."""
     return None
@@ -32,5 +40,6 @@ register(
         ),
         example="auto()",
         examples=("auto()",),
+        identity=_selector_identity,
     )
 )
