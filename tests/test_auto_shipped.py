@@ -52,6 +52,17 @@ def test_the_shipped_selector_chooses_among_the_portfolio_and_records_its_traini
     assert re.fullmatch(r"[0-9a-f]{64}", provenance["runs_sha256"])
 
 
+def test_the_shipped_selector_knows_every_member_of_the_shipped_meta_dataset():
+    """A member added to the portfolio (adamw-learned) is in the meta-dataset and the selector chooses
+    among it too: the selector was trained on the shipped runs.parquet, which holds every member."""
+    import hashlib
+
+    shipped = read(shipped_path())
+    runs = ROOT / "metadata" / "runs.parquet"
+    assert shipped.provenance["runs_sha256"] == hashlib.sha256(runs.read_bytes()).hexdigest()
+    assert set(shipped.members) == set(PORTFOLIO)
+
+
 def test_the_wheel_carries_the_selector_file():
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     patterns = config["tool"]["setuptools"]["package-data"]["lrcontrol.select"]

@@ -96,8 +96,25 @@ def test_held_out_families_never_enter_training(anchors):
     bad.instances = [*TASKS, "fmnist-mlp"]
     with pytest.raises(LRControlError, match="held-out family image"):
         learn.train(bad, anchors, InProcess())
-    runs = pd.DataFrame({"instance": ["a", "b", "c"], "family": ["tabular", "image", "synthetic"], "wall_time": 1.0})
+    runs = pd.DataFrame(
+        {"instance": ["a", "b", "c"], "family": ["tabular", "image", "synthetic"], "spec": "adamw()", "wall_time": 1.0}
+    )
     assert learn.training_pool(runs, ["image"], None, 0) == ["a", "c"]
+
+
+def test_a_learned_members_rows_move_neither_the_anchors_nor_the_pool(anchors):
+    """The meta-dataset holds the portfolio's adamw-learned rows: a policy is not judged against its own
+    runs, and the shipped policy stays reproducible on the meta-dataset that contains them."""
+    rows = pd.DataFrame(learn.reference_rows(TASKS, REFERENCE, InProcess(), size="smoke")[0]).assign(family="tabular")
+    better = rows.copy()
+    better["member"], better["spec"] = "adamw-learned", "adamw(lr=0.001) + learned()"
+    better["final_metric"] = better["final_metric"] - 10.0 * better["higher_is_better"].map({True: -1, False: 1})
+    better["wall_time"] = 99.0
+    both = pd.concat([rows, better], ignore_index=True)
+    assert learn.policy_free(both).equals(rows)
+    assert learn.Anchors.from_runs(both, TASKS) == anchors
+    assert learn.training_pool(both, [], None, 0, max_seconds=50.0) == learn.training_pool(rows, [], None, 0, 50.0)
+    assert len(learn.training_pool(rows, [], None, 0, max_seconds=50.0)) == len(TASKS)
 
 
 def test_the_cli_refuses_bad_input_before_running_anything(tmp_path):
@@ -109,3 +126,14 @@ def test_the_cli_refuses_bad_input_before_running_anything(tmp_path):
     result = runner.invoke(app, ["learn", "train", "--tasks", "sphere-10", "--lrs", "1e-3,x"])
     assert result.exit_code == 2 and "--lrs" in result.output
     assert not (tmp_path / "p.json").exists()
+
+
+def test_the_shipped_policy_records_the_shipped_meta_dataset_it_was_trained_on():
+    import hashlib
+    from pathlib import Path
+
+    runs = Path(__file__).resolve().parents[1] / "metadata" / "runs.parquet"
+    trained = load_policy("default")["trained"]
+    assert trained["meta_dataset"]["sha256"] == hashlib.sha256(runs.read_bytes()).hexdigest()
+    assert trained["meta_dataset"]["rows"] == len(pd.read_parquet(runs, columns=["instance"]))
+    assert trained["settings"]["held_out_families"] == ["image", "language"] and trained["settings"]["seed"] == 0

@@ -177,3 +177,36 @@ def test_the_docs_example_runs(monkeypatch, capsys):
     monkeypatch.chdir(REPO)
     exec(compile(code, "selection-metadata.md", "exec"), {})
     assert "rastrigin" in capsys.readouterr().out
+
+
+def test_a_member_added_later_is_appended_without_touching_the_rows_already_shipped(built, tmp_path, monkeypatch):
+    import lrcontrol.select.instances as instances_module
+
+    store, _ = built
+    monkeypatch.setattr(instances_module, "generate", lambda n, seed: TINY)
+    monkeypatch.setattr("lrcontrol.select.portfolio.PORTFOLIO", TWO)
+    out = tmp_path / "out"
+    base = ["select", "build", "--export-only", "--store", str(store), "--out", str(out), "--json"]
+    first = CliRunner().invoke(app, [*base, "--members", "adamw"])
+    assert first.exit_code == 0, first.output
+    shipped = read_runs(out / "runs.parquet")
+    assert set(shipped.member) == {"adamw"} and len(shipped) == 2
+    added = CliRunner().invoke(app, [*base, "--members", "prodigy", "--append"])
+    assert added.exit_code == 0, added.output
+    assert '"added": 2' in added.output
+    now = read_runs(out / "runs.parquet")
+    assert len(now) == 4 and now.iloc[:2].reset_index(drop=True).equals(shipped)
+    assert set(now.iloc[2:].member) == {"prodigy"}
+    again = CliRunner().invoke(app, [*base, "--members", "prodigy", "--append"])
+    assert '"added": 0' in again.output and read_runs(out / "runs.parquet").equals(now)
+
+
+def test_append_and_members_refuse_bad_input_before_writing(built, tmp_path):
+    store, _ = built
+    out = tmp_path / "out"
+    base = ["select", "build", "--export-only", "--store", str(store), "--out", str(out)]
+    missing = CliRunner().invoke(app, [*base, "--append"])
+    assert missing.exit_code == 2 and "no " in missing.output and "to append to" in missing.output
+    unknown = CliRunner().invoke(app, [*base, "--members", "prodigi"])
+    assert unknown.exit_code == 2 and "did you mean 'prodigy'" in unknown.output
+    assert not out.exists()

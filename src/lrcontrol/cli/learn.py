@@ -41,8 +41,8 @@ def _floats(text: str, option: str) -> list[float]:
 
 #: the meta-dataset's columns that training and evaluation read
 RUN_COLUMNS = (
-    "instance", "family", "member", "seed", "diverged", "final_metric", "initial_metric", "higher_is_better",
-    "cost", "wall_time",
+    "instance", "family", "member", "spec", "seed", "diverged", "final_metric", "initial_metric",
+    "higher_is_better", "cost", "wall_time",
 )  # fmt: skip
 
 

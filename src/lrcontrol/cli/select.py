@@ -59,6 +59,14 @@ def build_cmd(
     workers: int = typer.Option(2, "--workers", help="single-thread worker processes"),
     out: Path = typer.Option(Path("metadata"), "--out", help="folder for runs.parquet"),
     export_only: bool = typer.Option(False, "--export-only", help="train nothing: export what the store holds"),
+    members: str = typer.Option(
+        "", "--members", help="comma-separated portfolio members to run and export (default: all of them)"
+    ),
+    append: bool = typer.Option(
+        False,
+        "--append",
+        help="keep every row of the existing runs.parquet as it is; add the store's rows it lacks",
+    ),
     as_json: bool = typer.Option(False, "--json", help="machine-readable summary"),
 ) -> None:
     """Build the meta-dataset: every portfolio member on every generated instance, the grid-tuned and
@@ -68,6 +76,9 @@ def build_cmd(
     Example (the shipped metadata/runs.parquet):
 
         lrcontrol select build --instances 200 --seed 0 --store results/meta.db --workers 2 --out metadata
+
+    A member added to the portfolio later joins the shipped file without re-running the others:
+    `--members NAME --phases members,seeds --append` (metadata/README.md).
     """
     from lrcontrol.cli.bench import _check_new_store_path
 
@@ -90,19 +101,28 @@ def build_cmd(
 
     from lrcontrol.select.baselines import mfhpo_subset
     from lrcontrol.select.instances import generate
-    from lrcontrol.select.metadata import collect, export
-    from lrcontrol.select.portfolio import PORTFOLIO, check_portfolio
+    from lrcontrol.select.metadata import append_rows, collect, export
+    from lrcontrol.select.portfolio import PORTFOLIO, check_portfolio, member_spec
 
     check_portfolio()
+    names = [m.strip() for m in members.split(",") if m.strip()] or list(PORTFOLIO)
+    chosen_members = {name: member_spec(name) for name in names}  # an unknown name fails here, naming the members
+    if append and not (out / "runs.parquet").is_file():
+        fail(f"--append: no {out / 'runs.parquet'} to append to; build it without --append first")
     drawn = generate(instances, seed)
-    summary: dict = {"instances": len(drawn), "members": len(PORTFOLIO)}
+    summary: dict = {"instances": len(drawn), "members": len(chosen_members)}
     if not export_only:
-        summary["phases"] = _run(drawn, store, workers, seeds, extra_seed, mfhpo, chosen, mfhpo_subset)
-    rows = collect(store, drawn, PORTFOLIO)
+        summary["phases"] = _run(drawn, store, workers, seeds, extra_seed, mfhpo, chosen, mfhpo_subset, chosen_members)
+    rows = collect(store, drawn, chosen_members)
+    if members.strip():  # only the named members' rows (the store may hold baselines too)
+        rows = [r for r in rows if r["member"] in chosen_members]
     if not rows:
         fail(f"the store {store} holds no finished run of these instances; build without --export-only first")
     out.mkdir(parents=True, exist_ok=True)
-    summary["rows"] = export(rows, out / "runs.parquet")
+    if append:
+        summary["added"], summary["rows"] = append_rows(rows, out / "runs.parquet")
+    else:
+        summary["rows"] = export(rows, out / "runs.parquet")
     summary["file"] = str(out / "runs.parquet")
     if as_json:
         print_json(summary)
@@ -110,7 +130,7 @@ def build_cmd(
         console.print(json.dumps(summary, indent=2))
 
 
-def _run(drawn, store, workers, seeds, extra_seed, mfhpo, phases, mfhpo_subset) -> dict:  # noqa: ANN001
+def _run(drawn, store, workers, seeds, extra_seed, mfhpo, phases, mfhpo_subset, members) -> dict:  # noqa: ANN001
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -121,7 +141,6 @@ def _run(drawn, store, workers, seeds, extra_seed, mfhpo, phases, mfhpo_subset) 
     )
 
     from lrcontrol.select.metadata import build
-    from lrcontrol.select.portfolio import PORTFOLIO
 
     progress = Progress(
         TextColumn("{task.description}"),
@@ -151,7 +170,7 @@ def _run(drawn, store, workers, seeds, extra_seed, mfhpo, phases, mfhpo_subset) 
             drawn,
             store,
             workers,
-            PORTFOLIO,
+            members,
             seeds=list(range(seeds)),
             extra_seed_instances=extra,
             mfhpo_instances=mfhpo_subset(drawn, mfhpo) if mfhpo else [],

@@ -107,6 +107,14 @@ class Settings:
             raise LRControlError(f"start must have {len(FEATURES) + 1} numbers")
 
 
+def policy_free(runs: Any) -> Any:
+    """The meta-dataset without the rows of members that run a learned policy (`… + learned(…)`, such as
+    the portfolio's `adamw-learned`). The anchors that train and judge a policy must not depend on a
+    policy's own runs: a retrained policy would move its own objective (the shipped one would no longer
+    follow from the documented command), and a policy would be scored against itself."""
+    return runs[~runs["spec"].astype(str).str.contains(r"(?<![\w.])learned\(", regex=True)]
+
+
 @dataclass
 class Anchors:
     """Per instance: the best oriented score known (ℓ_best) and the untrained model's (ℓ_0)."""
@@ -116,10 +124,11 @@ class Anchors:
 
     @classmethod
     def from_runs(cls, runs: Any, instances: Sequence[str]) -> Anchors:
-        """From the meta-dataset's rows (or reference rows with the same columns), via select/regret.py."""
+        """From the meta-dataset's rows (or reference rows with the same columns), via select/regret.py;
+        rows of a learned policy do not count (`policy_free`)."""
         from lrcontrol.select.regret import regret_table
 
-        rows = runs[runs["instance"].isin(list(instances))]
+        rows = policy_free(runs[runs["instance"].isin(list(instances))])
         missing = sorted(set(instances) - set(rows["instance"]))
         if missing:
             raise LRControlError(f"the meta-dataset has no runs of {missing[0]} (and {len(missing) - 1} more)")
@@ -326,8 +335,9 @@ def training_pool(
     runs: Any, held_out: Sequence[str], count: int | None, seed: int, max_seconds: float | None = None
 ) -> list[str]:
     """Training instances from the meta-dataset: every instance outside the held-out families (optionally
-    only those whose default run took at most `max_seconds`), `count` of them drawn with `seed`."""
-    rows = runs[~runs["family"].isin(list(held_out))]
+    only those whose runs took at most `max_seconds`, median over the rows of `policy_free`), `count` of them
+    drawn with `seed`."""
+    rows = policy_free(runs[~runs["family"].isin(list(held_out))])
     if max_seconds is not None:
         seconds = rows.groupby("instance")["wall_time"].median()
         rows = rows[rows["instance"].isin(list(seconds[seconds <= max_seconds].index))]

@@ -133,15 +133,25 @@ def collect(
 
     from lrcontrol.bench.record import run_cost
     from lrcontrol.bench.store import Store
+    from lrcontrol.select.learn import policy_free
     from lrcontrol.select.regret import is_baseline, normalised, oriented, regret_table
 
     rows = runs[runs["instance"].isin(list(instances))]
-    table = regret_table(rows)
+    table = regret_table(policy_free(rows))  # the anchors: a policy is not judged against its own runs
     members = [m for m in table.regret.columns if m in COMPARED or not is_baseline(m)]
     order = [m for m in COMPARED if m in members] + [m for m in members if m not in COMPARED]
     regrets = table.regret[order].copy()
     diverged = table.diverged[order].copy()
     cost = {m: float(table.cost[m].mean()) for m in order}
+    # a portfolio member that runs a learned policy (adamw-learned) is no comparison (it is the policy at
+    # 1e-3 again), but the selector may choose it: its regret on the same anchors, for that column
+    chosen_regret, chosen_diverged = table.regret.copy(), table.diverged.copy()
+    for member, group in rows.drop(policy_free(rows).index).groupby("member", sort=False):
+        failed = group["diverged"].astype(bool) | group["final_metric"].isna()
+        loss = pd.Series(np.where(failed, np.inf, oriented(group["final_metric"], group["higher_is_better"])))
+        median = loss.groupby(group["instance"].to_numpy()).median().reindex(table.regret.index)
+        chosen_regret[member] = normalised(median.to_numpy(), table.best.to_numpy(), table.anchor.to_numpy())
+        chosen_diverged[member] = group.groupby("instance")["diverged"].mean().astype(float).reindex(table.regret.index)
     planned = evaluation_runs(instances, policy, lrs, size)
     specs = {r.key: (r.task, lr) for r, lr in zip(planned, list(lrs) * len(instances))}
     traces: dict[str, dict[float, dict[str, list[float]]]] = {}
@@ -184,9 +194,10 @@ def collect(
             notes.append(f"the selector's choice is not compared: the shipped selector could not choose ({exc})")
         else:
             selector = "selector"
-            regrets[selector] = pd.Series({i: table.regret.loc[i, m] for i, m in choices.items()})
-            diverged[selector] = pd.Series({i: table.diverged.loc[i, m] for i, m in choices.items()})
-            cost[selector] = float(np.mean([table.cost.loc[i, m] for i, m in choices.items()]))
+            regrets[selector] = pd.Series({i: chosen_regret.loc[i, m] for i, m in choices.items()})
+            diverged[selector] = pd.Series({i: chosen_diverged.loc[i, m] for i, m in choices.items()})
+            per_run = {i: table.cost.loc[i, m] if m in table.cost.columns else 1.0 for i, m in choices.items()}
+            cost[selector] = float(np.mean(list(per_run.values())))
             notes.append(
                 "the shipped selector was trained on every family of the meta-dataset, the held-out ones "
                 "included, so its column is not a held-out result (probe cost not included)"

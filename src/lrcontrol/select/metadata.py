@@ -268,6 +268,31 @@ def export(rows: Sequence[Mapping[str, Any]], path: str | Path) -> int:
     return len(rows)
 
 
+def append_rows(rows: Sequence[Mapping[str, Any]], path: str | Path) -> tuple[int, int]:
+    """Add to the Parquet file at `path` the `rows` whose (instance, member, seed) it lacks, keeping every
+    row it holds as it is (a member added to the portfolio joins the shipped meta-dataset without
+    re-running the others); written atomically. Returns (rows added, rows in the file)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    existing = pq.read_table(path)
+    missing = [c for c in SCHEMA if c not in existing.column_names]
+    if missing:
+        raise LRControlError(f"{path} is not a meta-dataset: it lacks the columns {', '.join(missing)}")
+    existing = existing.select(list(SCHEMA)).cast(arrow_schema())
+    have = set(zip(*(existing.column(c).to_pylist() for c in ("instance", "member", "seed"))))
+    new = [dict(r) for r in rows if (r["instance"], r["member"], int(r["seed"])) not in have]
+    table = pa.concat_tables([existing, pa.Table.from_pylist(new, schema=arrow_schema())])
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return len(new), table.num_rows
+
+
 def arrow_schema() -> Any:
     import pyarrow as pa
 

@@ -39,6 +39,7 @@ MEMBERS: tuple[Member, ...] = (
     Member("adam-clara-auto", 'adam(lr=0.001) + clara(d="auto", guard=True)', "CLARA adapting Adam's LR online from the path of normalised steps, damping without tuning"),
     Member("adam-clara-0.01", "adam(lr=0.01) + clara(guard=True)", "Adam at 1e-2 with CLARA's default damping: near-best on the quick suite, the single best to beat"),
     Member("adamw-plateau", "adamw(lr=0.001) + plateau(patience=2, gamma=0.3)", "a reactive rule: AdamW's default LR cut by 0.3 after 2 evaluations without a better validation loss"),
+    Member("adamw-learned", "adamw(lr=0.001) + learned()", "AdamW's default LR steered by the meta-learned policy Ψ (docs/learned.md): the spec its held-out evaluation judges; it trains tasks whose good LR is within a few decades of 1e-3 with no finder run"),
 )
 # fmt: on
 
