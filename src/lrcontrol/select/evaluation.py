@@ -3,7 +3,8 @@
 Each fold holds out every instance of one task family (`split="family"`) or of one underlying data set
 (`split="dataset"`: every variant of `letter` — logreg or MLP, any batch, noise or length — leaves
 together). Selectors are fitted on the other instances only (their features and regrets), the single best
-solver is the member of least mean regret there, and racing ranks its members by that training mean.
+solver is the member of least mean regret there, and racing's settings (its members' order, how many
+enter, η) are chosen by replaying races on those training instances (`lrcontrol.select.racing_settings`).
 The held-out predictions of all folds are pooled and scored:
 
 - mean regret and worst-decile regret (mean of the worst tenth of instances), `lrcontrol.select.regret`;
@@ -26,7 +27,8 @@ import numpy as np
 import pandas as pd
 
 from lrcontrol.errors import LRControlError
-from lrcontrol.select.racing import MAX_COST, simulate
+from lrcontrol.select.racing import MAX_COST
+from lrcontrol.select.racing_settings import UNTUNED, RaceBook, preferences, tune
 from lrcontrol.select.regret import RegretTable, gap_closed, regret_table, worst_decile
 from lrcontrol.select.selectors import KNearest, PairwiseClassifier, RegretRegression, SingleBest, feature_columns
 
@@ -36,7 +38,10 @@ NEAR_BEST = 0.05
 SBS = "single best (SBS)"
 VBS = "virtual best (VBS)"
 RACE = "racing (≤ 2 runs)"
-#: racing whose entrants and tie order come from the k-nearest selector's predicted regrets (probes paid)
+#: racing as it was before its settings were tuned: every member by mean training regret, η = 3
+RACE_UNTUNED = "racing, untuned (all members, η=3)"
+#: racing whose entrants and tie order come from the k-nearest selector's predicted regrets (probes paid),
+#: with the number of entrants and η tuned for RACE
 RACE_KNN = "k-nearest → racing"
 
 
@@ -149,7 +154,7 @@ def evaluate_instances(
             }
         )
 
-    by_instance = runs.groupby("instance", sort=False) if race else None
+    book = RaceBook(runs, table) if race else None
     splits = folds(groups, split)
     for done, (fold, train, test) in enumerate(splits, start=1):
         sbs = SingleBest().fit(indexed.loc[train], regrets.loc[train])
@@ -163,8 +168,10 @@ def evaluate_instances(
             selector = candidate.make().fit(usable.loc[train], targets)
             chosen[name] = selector.choose_many(usable.loc[test])
             probes[name] = not set(selector.inputs.columns) <= static
-        preference = [sbs.members[i] for i in np.argsort(sbs.mean_regret, kind="stable")]
         if race:
+            assert book is not None
+            settings, orders = tune(book, train, max_cost=race_cost)
+            untuned = UNTUNED.members(preferences(regrets.loc[train]))
             knn = KNearest(k=5).fit(indexed.loc[train], regrets.loc[train])
             knn_scores = knn.scores(knn.inputs.matrix(indexed.loc[test, knn.inputs.columns].to_numpy(dtype=float)))
         for position, instance in enumerate(test):
@@ -178,48 +185,20 @@ def evaluate_instances(
                 if pd.notna(table.regret.loc[instance, baseline]):
                     add(baseline, "baseline", fold, instance, baseline)
             if race:
-                here = by_instance.get_group(instance)
-                rows.append(_race_row(here, table, preference, race_cost, fold, instance, RACE))
+                racing = {"kind": "racing", "fold": fold, "instance": instance}
+                outcome = book.outcome(instance, settings.members(orders), settings.eta, race_cost)
+                rows.append({"entry": RACE, **racing, **outcome, "settings": settings.label()})
+                outcome = book.outcome(instance, untuned, UNTUNED.eta, race_cost)
+                rows.append({"entry": RACE_UNTUNED, **racing, **outcome, "settings": UNTUNED.label()})
                 # the probes come first: the race gets what is left of the budget
                 ranked = [knn.members[i] for i in np.argsort(knn_scores[position], kind="stable")]
+                ranked = ranked if settings.entrants is None else ranked[: settings.entrants]
                 probe = float(probe_cost[instance])
-                row = _race_row(here, table, ranked, race_cost - probe, fold, instance, RACE_KNN)
-                rows.append({**row, "cost": row["cost"] + probe})
+                outcome = book.outcome(instance, ranked, settings.eta, race_cost - probe)
+                rows.append({"entry": RACE_KNN, **racing, **outcome, "cost": outcome["cost"] + probe})
         if on_fold is not None:
             on_fold(done, len(splits), fold)
     return pd.DataFrame(rows), table
-
-
-def _race_row(
-    instance_runs: pd.DataFrame,
-    table: RegretTable,
-    preference: list[str],
-    max_cost: float,
-    fold: str,
-    instance: str,
-    entry: str,
-) -> dict[str, Any]:
-    """The simulated race on one instance: per seed a race; the median outcome, like a member's."""
-    losses, costs, diverged, catastrophic, winners = [], [], [], [], []
-    for _, seed_runs in instance_runs[instance_runs["member"].isin(preference)].groupby("seed", sort=True):
-        result = simulate(seed_runs, [m for m in preference if m in set(seed_runs["member"])], max_cost=max_cost)
-        losses.append(result.loss)
-        costs.append(result.cost)
-        diverged.append(float(result.diverged))
-        regret = table.regret_of(instance, result.loss)
-        catastrophic.append(float(result.diverged or regret >= 0.5))
-        winners.append(result.winner)
-    return {
-        "entry": entry,
-        "kind": "racing",
-        "fold": fold,
-        "instance": instance,
-        "member": max(set(winners), key=winners.count),
-        "regret": table.regret_of(instance, float(np.median(losses))),
-        "diverged": float(np.mean(diverged)),
-        "catastrophic": float(np.mean(catastrophic)),
-        "cost": float(np.mean(costs)),
-    }
 
 
 def summarize(per_instance: pd.DataFrame) -> pd.DataFrame:

@@ -139,55 +139,81 @@ def _snap(grid: np.ndarray, frac: float) -> float:
     return float(below.max() if below.size else positive.min())
 
 
+@dataclass(frozen=True)
+class Curve:
+    """One member's stored run as a race sees it (scores oriented: lower is better)."""
+
+    frac: np.ndarray  # evaluation points, fractions of the budget
+    values: np.ndarray  # the oriented validation metric there
+    diverged: bool
+    length: float  # how far it trained (a diverged run stopped early)
+    extra: float  # cost paid once at entry (e.g. its LR range test), full-run equivalents
+    final: float  # the oriented final metric (+inf: it failed)
+
+    def score_at(self, frac: float) -> float:
+        """What a rung at `frac` judges it by: +inf once diverged, the final metric at the full budget,
+        else the validation metric at that evaluation (+inf if there is none)."""
+        if self.diverged and self.length <= frac + 1e-12:
+            return math.inf
+        if frac >= 1.0:
+            return self.final
+        at = np.flatnonzero(np.abs(self.frac - frac) < 1e-9)
+        value = self.values[at[-1]] if at.size else math.inf
+        return float(value) if math.isfinite(value) else math.inf
+
+
+def curves_of(runs: Any) -> dict[str, Curve]:
+    """member → Curve from the meta-dataset's rows of one instance and seed (`member`, `eval_frac`,
+    `eval_values`, `final_metric`, `higher_is_better`, `diverged`, `cost`)."""
+    rows = {str(r["member"]): r for r in runs.to_dict("records")} if hasattr(runs, "to_dict") else dict(runs)
+    out = {}
+    for member, r in rows.items():
+        sign = -1.0 if bool(r["higher_is_better"]) else 1.0
+        diverged = bool(r["diverged"]) or not np.isfinite(float(r["final_metric"]))
+        cost = float(r["cost"])
+        # a finished run's extra steps are what it cost beyond its budget; a diverged run stopped at `cost`
+        out[member] = Curve(
+            frac=np.asarray(r["eval_frac"], dtype=float),
+            values=sign * np.asarray(r["eval_values"], dtype=float),
+            diverged=diverged,
+            length=min(1.0, cost) if diverged else 1.0,
+            extra=0.0 if diverged else max(0.0, cost - 1.0),
+            final=sign * float(r["final_metric"]) if not diverged else math.inf,
+        )
+    return out
+
+
 def simulate(runs: Any, members: Sequence[str] | None = None, eta: int = 3, max_cost: float = MAX_COST) -> RaceResult:
     """Replay a race on one instance and seed from the meta-dataset's rows `runs` (one per member, with
-    `member`, `eval_frac`, `eval_values`, `final_metric`, `higher_is_better`, `diverged`, `cost`).
+    `member`, `eval_frac`, `eval_values`, `final_metric`, `higher_is_better`, `diverged`, `cost`), or
+    from their `curves_of`.
 
     members: the racers in order of preference (default: every row's member, in row order): ties go to
     the earlier, and when the evaluation grid is too coarse (or the members' extra steps too many) for
     all of them to fit `max_cost`, the race starts with those `entrants` picks."""
-    rows = {str(r["member"]): r for r in runs.to_dict("records")} if hasattr(runs, "to_dict") else dict(runs)
-    members = list(rows) if members is None else list(members)
-    missing = [m for m in members if m not in rows]
+    given = isinstance(runs, Mapping) and all(isinstance(c, Curve) for c in runs.values())
+    curves = dict(runs) if given else curves_of(runs)
+    members = list(curves) if members is None else list(members)
+    missing = [m for m in members if m not in curves]
     if missing:
         raise LRControlError(f"no run of member {missing[0]} to race")
-    curves = {}
-    for m in members:
-        r = rows[m]
-        sign = -1.0 if bool(r["higher_is_better"]) else 1.0
-        frac = np.asarray(r["eval_frac"], dtype=float)
-        values = sign * np.asarray(r["eval_values"], dtype=float)
-        diverged = bool(r["diverged"]) or not np.isfinite(float(r["final_metric"]))
-        cost = float(r["cost"])
-        # a finished run's extra steps are what it cost beyond its budget; a diverged run stopped at `cost`
-        length = min(1.0, cost) if diverged else 1.0
-        extra = 0.0 if diverged else max(0.0, cost - 1.0)
-        final = sign * float(r["final_metric"]) if not diverged else math.inf
-        curves[m] = (frac, values, diverged, length, extra, final)
-    grid = max((c[0] for c in curves.values()), key=len)
-    members = entrants(members, {m: c[4] for m, c in curves.items()}, eta, max_cost, grid)
+    grid = max((curves[m].frac for m in members), key=len)
+    members = entrants(members, {m: curves[m].extra for m in members}, eta, max_cost, grid)
     alive, reached, total, log = list(members), dict.fromkeys(members, 0.0), 0.0, []
     rungs = plan(len(members), eta, max_cost, grid)
     for i, rung in enumerate(rungs):
-        frac = rung.frac
         scores = {}
         for m in alive:
-            frac_m, values, diverged, length, extra, final = curves[m]
-            total += (extra if reached[m] == 0.0 else 0.0) + max(0.0, min(frac, length) - min(reached[m], length))
-            reached[m] = frac
-            if diverged and length <= frac + 1e-12:
-                scores[m] = math.inf
-            elif frac >= 1.0:
-                scores[m] = final
-            else:
-                at = np.flatnonzero(np.abs(frac_m - frac) < 1e-9)
-                value = values[at[-1]] if at.size else math.inf
-                scores[m] = float(value) if math.isfinite(value) else math.inf
-        log.append({"frac": frac, "scores": scores})
+            curve = curves[m]
+            entry = curve.extra if reached[m] == 0.0 else 0.0
+            total += entry + max(0.0, min(rung.frac, curve.length) - min(reached[m], curve.length))
+            reached[m] = rung.frac
+            scores[m] = curve.score_at(rung.frac)
+        log.append({"frac": rung.frac, "scores": scores})
         keep = rungs[i + 1].alive if i + 1 < len(rungs) else 1
         alive = _eliminate(scores, alive, keep)
     winner = alive[0]
-    return RaceResult(winner, curves[winner][5], total, curves[winner][2], log)
+    return RaceResult(winner, curves[winner].final, total, curves[winner].diverged, log)
 
 
 def race(

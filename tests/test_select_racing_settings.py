@@ -1,0 +1,137 @@
+"""Racing's settings (issue 12): member orders, tuning on training instances only, and the held-out
+evaluation's race using them. Races are replayed on hand-made validation curves whose outcome is known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from synthetic_meta import meta_dataset
+
+from lrcontrol.errors import LRControlError
+from lrcontrol.select.evaluation import RACE, RACE_UNTUNED, evaluate_instances, folds, instance_groups
+from lrcontrol.select.racing import simulate
+from lrcontrol.select.racing_settings import GRID, UNTUNED, RaceBook, RaceSettings, preferences, tune
+from lrcontrol.select.regret import regret_table
+
+GRID_POINTS = [i / 20 for i in range(21)]
+
+
+def curve_rows(instance: str, family: str, finals: dict[str, float], late: str | None = None) -> list[dict]:
+    """One run per member (seeds 0 and 1): validation loss falling smoothly from 1 to its final — except
+    `late`, which stays at 0.9 until 20 % of the budget and then drops to its final (a late bloomer)."""
+    rows = []
+    for member, final in finals.items():
+        if member == late:
+            values = [1.0 if t == 0 else (0.9 if t < 0.2 else final) for t in GRID_POINTS]
+        else:
+            values = [final + (1.0 - final) * (1.0 - t) ** 2 for t in GRID_POINTS]
+        for seed in (0, 1):
+            rows.append(
+                {
+                    "instance": instance, "family": family, "dataset": instance, "member": member,
+                    "spec": f"{member}()", "seed": seed, "diverged": False, "final_metric": values[-1],
+                    "initial_metric": 1.0, "higher_is_better": False, "cost": 1.0,
+                    "eval_frac": GRID_POINTS, "eval_values": values,
+                }
+            )  # fmt: skip
+    return rows
+
+
+def late_bloomer_runs() -> pd.DataFrame:
+    """Six members on twelve instances; `late` is the best everywhere but the worst until 20 %."""
+    rows = []
+    for k in range(12):
+        finals = {"late": 0.1, **{f"m{j}": 0.3 + 0.03 * j + 0.001 * k for j in range(1, 6)}}
+        rows += curve_rows(f"inst{k}", f"fam{k % 4}", finals, late="late")
+    return pd.DataFrame(rows)
+
+
+def specialist_runs() -> pd.DataFrame:
+    """Six members, each the best on two of twelve instances, with faithful curves: every member must race."""
+    rows = []
+    for k in range(12):
+        finals = {f"m{j}": 0.1 if j == k % 6 else 0.5 + 0.01 * j for j in range(6)}
+        rows += curve_rows(f"inst{k}", f"fam{k % 4}", finals)
+    return pd.DataFrame(rows)
+
+
+def test_a_late_bloomer_survives_only_a_late_first_cut_and_tuning_finds_it():
+    runs = late_bloomer_runs()
+    book = RaceBook(runs, regret_table(runs))
+    members = [f"m{j}" for j in range(1, 6)] + ["late"]
+    # every member, η = 3: the first cut at 1/9 of the budget drops the late bloomer
+    assert simulate(book.curves["inst0"][0], members, eta=3).winner != "late"
+    settings, orders = tune(book, [f"inst{k}" for k in range(8)])
+    assert (settings.eta, settings.entrants) == (2, 4) and orders[settings.order][0] == "late"
+    for k in range(8, 12):  # held out: the tuned race finds it, the untuned one does not
+        tuned = book.outcome(f"inst{k}", settings.members(orders), settings.eta)
+        untuned = book.outcome(f"inst{k}", UNTUNED.members(orders), UNTUNED.eta)
+        assert tuned["member"] == "late" and tuned["regret"] == 0.0 and tuned["cost"] <= 2.0
+        assert untuned["member"] != "late" and untuned["regret"] > 0.1
+
+
+def test_tuning_keeps_every_member_when_each_is_the_best_somewhere():
+    runs = specialist_runs()
+    book = RaceBook(runs, regret_table(runs))
+    train = [f"inst{k}" for k in range(12)]
+    settings, orders = tune(book, train)
+    assert settings.entrants is None or settings.entrants >= 6
+    assert all(book.outcome(i, settings.members(orders), settings.eta)["regret"] == 0.0 for i in train)
+
+
+def test_tuning_picks_the_setting_of_least_training_regret_and_never_reads_held_out_instances():
+    runs, _ = meta_dataset()
+    table = regret_table(runs)
+    groups = instance_groups(runs)
+    _, train, test = folds(groups, "family")[0]
+    book = RaceBook(runs, table)
+    settings, orders = tune(book, train)
+    means = [np.mean([book.outcome(i, s.members(orders), s.eta)["regret"] for i in train]) for s in GRID]
+    assert GRID.index(settings) == int(np.argmin(means))
+    # scramble the held-out instances' curves and finals: the settings and orders stay the same
+    scrambled = runs.copy()
+    held = scrambled["instance"].isin(test) & ~scrambled["member"].str.contains(":")
+    scrambled.loc[held, "final_metric"] = scrambled.loc[held, "final_metric"].to_numpy()[::-1]
+    scrambled.loc[held, "eval_values"] = pd.Series(
+        list(scrambled.loc[held, "eval_values"])[::-1], index=scrambled.index[held]
+    )
+    again = RaceBook(scrambled, regret_table(scrambled))
+    assert tune(again, train) == (settings, orders)
+
+
+def test_orders_by_mean_regret_complementarity_and_cost():
+    # a and b are each the best on half the instances; b-twin is a hair better than b there but costs 1.5
+    # runs; a-twin is a little worse than a everywhere
+    regrets = pd.DataFrame(
+        {"a": [0.0, 0.0, 0.5, 0.5], "a-twin": [0.01, 0.01, 0.51, 0.51], "b": [0.5, 0.5, 0.001, 0.001],
+         "b-twin": [0.5, 0.5, 0.0, 0.0]}
+    )  # fmt: skip
+    cost = pd.DataFrame(1.0, index=regrets.index, columns=regrets.columns).assign(**{"b-twin": 1.5})
+    orders = preferences(regrets, cost)
+    assert orders["mean regret"] == ["a", "b-twin", "b", "a-twin"]
+    # complementary: after a, the member that lowers the virtual best most; twins add nothing after that
+    assert orders["complementary"] == ["a", "b-twin", "a-twin", "b"]
+    # cost-aware: b-twin's 0.5 extra runs cost 0.025 regret, more than the 0.001 it gains over b
+    assert orders["complementary, cost-aware"] == ["a", "b", "a-twin", "b-twin"]
+    assert preferences(regrets)["complementary, cost-aware"] == orders["complementary"]  # no cost: no charge
+
+
+def test_the_held_out_race_uses_settings_tuned_on_the_training_folds():
+    runs, features = meta_dataset()
+    per_instance, _ = evaluate_instances(runs, features, "family", selectors={})
+    racing = per_instance[per_instance["entry"] == RACE]
+    assert racing["settings"].notna().all() and (racing["cost"] <= 2.0 + 1e-9).all()
+    assert set(per_instance.loc[per_instance["entry"] == RACE_UNTUNED, "settings"]) == {UNTUNED.label()}
+    labels = {s.label() for s in GRID}
+    assert set(racing["settings"]) <= labels
+
+
+def test_settings_are_plain_data_and_bad_input_is_refused():
+    assert RaceSettings("complementary", 5, 2).to_dict() == {"order": "complementary", "entrants": 5, "eta": 2}
+    assert RaceSettings("mean regret", 3, 2).members({"mean regret": ["x", "y", "z", "w"]}) == ["x", "y", "z"]
+    runs = specialist_runs()
+    with pytest.raises(LRControlError, match="without training instances"):
+        tune(RaceBook(runs, regret_table(runs)), [])
+    with pytest.raises(LRControlError, match="without training instances"):
+        preferences(pd.DataFrame())
