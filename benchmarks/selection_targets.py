@@ -5,8 +5,8 @@
 
 Against the virtual best of the portfolio, over the held-out instances of every fold pooled:
 
-- the auto-style selector (the kind, parameters and features `select/data/selector.json` ships, refitted
-  on each fold's training instances; or `--selector`) at ≤ 1.1 full runs of compute, probes included: gap closed ≥ 50 %, catastrophic rate ≤ half the single best's;
+- the auto-style selector (the kind, parameters, features and members `select/data/selector.json` ships,
+  refitted on each fold's training instances; or `--selector`) at ≤ 1.1 full runs of compute, probes included: gap closed ≥ 50 %, catastrophic rate ≤ half the single best's;
 - racing (successive halving, continuing the leaders) at ≤ 2 runs: gap closed ≥ 80 %;
 - both: less mean regret than MF-HPO at its cost (compared on the instances MF-HPO was tuned on).
 
@@ -27,8 +27,9 @@ SHIPPED = Path(__file__).resolve().parents[1] / "src" / "lrcontrol" / "select" /
 
 
 def shipped_candidate():
-    """(entry name, Candidate) for the selector the package ships — its kind, parameters and features,
-    refitted per fold on the training instances only — or None without a selector file."""
+    """(entry name, Candidate) for the selector the package ships — its kind, parameters, features and the
+    members it chooses among, refitted per fold on the training instances only — or None without a
+    selector file."""
     from lrcontrol.select.evaluation import Candidate
     from lrcontrol.select.selectors import SELECTORS
 
@@ -39,7 +40,10 @@ def shipped_candidate():
     cls = SELECTORS[kind]
     params = {k: fitted[k] for k in cls._param_names() if k in fitted}
     label = ", ".join(f"{k}={v}" for k, v in params.items())
-    return f"auto: shipped {kind} ({label})", Candidate(lambda: cls(**params), tuple(data["features"]))
+    members = tuple(fitted["members"])
+    if len(members) < len(data["members"]):
+        label += f"; {len(members)} of {len(data['members'])} members"
+    return f"auto: shipped {kind} ({label})", Candidate(lambda: cls(**params), tuple(data["features"]), members=members)
 
 
 def targets(per_instance, summary, auto_entry: str) -> list[dict]:

@@ -344,6 +344,32 @@ def test_train_refuses_to_overwrite_without_force_and_is_deterministic(tmp_path)
     assert runner.invoke(app, [*args, "--force"]).exit_code == 0 and out.read_bytes() == first
 
 
+def test_train_fits_the_evaluated_configuration_its_features_and_its_members(tmp_path):
+    """--kind pairwise fits the held-out evaluation's first pairwise entry: the transferable features only
+    (no family, kind or model one-hots), choosing among the members that cost one run."""
+    from lrcontrol.select.features import IDENTITY_NAMES, TRANSFER_NAMES
+
+    runs, features = synthetic_meta(tmp_path)
+    table = pd.read_parquet(runs)
+    table.loc[table["member"] == "adamw", "cost"] = 1.5  # as if it ran an LR range test first
+    table.to_parquet(runs)
+    out = tmp_path / "pairwise.json"
+    args = ["select", "train", "--runs", str(runs), "--features", str(features), "--kind", "pairwise"]
+    assert runner.invoke(app, [*args, "--out", str(out)]).exit_code == 0
+    data = json.loads(out.read_text())
+    assert data["features"] == list(TRANSFER_NAMES) and not set(IDENTITY_NAMES) & set(data["features"])
+    assert data["selector"]["members"] == ["adamw-cosine", "adam-clara-0.01"] and set(data["members"]) == set(MEMBERS)
+    assert auto_module.select(dict.fromkeys(FEATURE_NAMES, 0.5), out)[0] == BEST
+    # a features table without any of the features it reads: one line, exit status 2, nothing written
+    pd.read_parquet(features)[["instance", "family", "dataset", "probe_cost", "family_image"]].to_parquet(
+        tmp_path / "identity.parquet"
+    )
+    bad = [*args[:4], "--features", str(tmp_path / "identity.parquet"), *args[6:], "--out", str(tmp_path / "x.json")]
+    result = runner.invoke(app, bad)
+    assert result.exit_code == 2 and "has none of the features" in result.output
+    assert not (tmp_path / "x.json").exists()
+
+
 def test_a_task_without_features_fails_with_a_clear_message(selector_file):
     with pytest.raises(LRControlError, match="none of the selector's features"):
         auto_module.select({name: math.nan for name in FEATURE_NAMES}, selector_file)

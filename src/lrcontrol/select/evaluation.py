@@ -55,13 +55,32 @@ class Candidate:
     #: choose only among members that cost one run (no LR range test's extra steps): with the probes,
     #: the whole choice then stays within ≈ 1.1 runs
     one_run: bool = False
+    #: choose only among these members (None: every member; with one_run, those of them that cost one run)
+    members: tuple[str, ...] | None = None
+
+    def targets(self, table: RegretTable) -> list[str]:
+        """The members this candidate chooses among on the meta-dataset `table`."""
+        chosen = list(table.members) if self.members is None else [m for m in table.members if m in self.members]
+        if self.one_run:
+            cheap = one_run_members(table)
+            chosen = [m for m in chosen if m in cheap] or chosen
+        return chosen
+
+
+def one_run_members(table: RegretTable) -> list[str]:
+    """The members whose runs never spend extra steps (the median run costs exactly its budget)."""
+    return [m for m in table.members if float(table.cost[m].median()) <= 1.0 + 1e-9]
 
 
 def default_selectors() -> dict[str, Candidate]:
     """The selectors evaluated by default: name → candidate."""
-    from lrcontrol.select.features import STATIC_NAMES
+    from lrcontrol.select.features import STATIC_NAMES, TRANSFER_NAMES
 
     return {
+        # the first entry of a kind is what `lrcontrol select train --kind <kind>` fits and auto() ships
+        "pairwise forest, one-run members, transferable features": Candidate(
+            lambda: PairwiseClassifier(trees=8, max_depth=4), tuple(TRANSFER_NAMES), one_run=True
+        ),
         "k-nearest (k=5)": Candidate(lambda: KNearest(k=5)),
         "k-nearest (k=5), static features": Candidate(lambda: KNearest(k=5), tuple(STATIC_NAMES)),
         "pairwise forest": Candidate(lambda: PairwiseClassifier(trees=8, max_depth=4)),
@@ -133,8 +152,6 @@ def evaluate_instances(
     selectors = default_selectors() if selectors is None else selectors
     candidates = {n: c if isinstance(c, Candidate) else Candidate(c) for n, c in selectors.items()}
     static = _static_names()
-    # members whose runs never spend extra steps (the median run costs exactly its budget)
-    one_run = [m for m in table.members if float(table.cost[m].median()) <= 1.0 + 1e-9]
     regrets = table.member_regret()
     rows: list[dict[str, Any]] = []
 
@@ -164,7 +181,7 @@ def evaluate_instances(
             if not feature_columns(indexed[columns]):
                 continue  # none of its features is in the table: nothing to evaluate
             usable = indexed[columns]
-            targets = regrets.loc[train, one_run] if candidate.one_run and one_run else regrets.loc[train]
+            targets = regrets.loc[train, candidate.targets(table)]
             selector = candidate.make().fit(usable.loc[train], targets)
             chosen[name] = selector.choose_many(usable.loc[test])
             probes[name] = not set(selector.inputs.columns) <= static

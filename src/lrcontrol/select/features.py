@@ -104,6 +104,12 @@ FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 STATIC_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES if f.source == "static")
 PLAIN_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES if f.plain)
 _PROBE_NAMES = tuple(f.name for f in FEATURES if f.source == "probe")
+#: the one-hot names of the task's family, kind and model type: they say which kind of task it is, not how
+#: it trains — on a family never seen in training they are constant (all zero, or one column never set),
+#: so a selector that leans on them cannot transfer to it
+IDENTITY_NAMES: tuple[str, ...] = tuple(n for n in STATIC_NAMES if n.startswith(("kind_", "family_", "model_")))
+#: every feature but the identity ones (what the held-out evaluation's "transferable features" entries read)
+TRANSFER_NAMES: tuple[str, ...] = tuple(n for n in FEATURE_NAMES if n not in IDENTITY_NAMES)
 
 
 @dataclass(frozen=True)

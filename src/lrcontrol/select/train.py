@@ -21,10 +21,10 @@ def train_selector(runs: Any, features: Any, kind: str) -> dict[str, Any]:
     from pathlib import Path
 
     import lrcontrol
-    from lrcontrol.select.evaluation import default_selectors
+    from lrcontrol.select.evaluation import Candidate, default_selectors
     from lrcontrol.select.metadata import read_features, read_runs
     from lrcontrol.select.regret import regret_table
-    from lrcontrol.select.selectors import SELECTORS
+    from lrcontrol.select.selectors import SELECTORS, feature_columns
     from lrcontrol.select.shipped import FORMAT, VERSION
 
     if kind not in SELECTORS:
@@ -47,11 +47,20 @@ def train_selector(runs: Any, features: Any, kind: str) -> dict[str, Any]:
                 f"{runs}: member {member!r} has {len(specs)} different specs; rebuild the meta-dataset"
             )
         members[member] = specs[0]
-    # the configuration the held-out evaluation measured (`lrcontrol select evaluate`), not the class defaults;
-    # an entry is a factory, or a candidate with its factory in `make` (and the columns it reads in `columns`)
-    makers = [getattr(entry, "make", entry) for entry in default_selectors().values()]
-    evaluated = {make().name: make for make in reversed(makers)}  # the first entry of a kind wins
-    selector = evaluated.get(kind, SELECTORS[kind])().fit(feature_table, regrets)
+    # the configuration the held-out evaluation measured (`lrcontrol select evaluate`), not the class defaults:
+    # its factory, the feature columns it reads and the members it chooses among (an entry is a Candidate
+    # or a bare factory)
+    candidates = [e if isinstance(e, Candidate) else Candidate(e) for e in default_selectors().values()]
+    evaluated = {c.make().name: c for c in reversed(candidates)}  # the first entry of a kind wins
+    candidate = evaluated.get(kind, Candidate(SELECTORS[kind]))
+    columns = [c for c in (candidate.columns or feature_table.columns) if c in feature_table.columns]
+    if candidate.columns is not None and not feature_columns(feature_table[columns]):
+        raise LRControlError(
+            f"{features} has none of the features a {kind} selector reads (e.g. {candidate.columns[0]}); "
+            "compute the features with `lrcontrol select features`"
+        )
+    usable = feature_table[list(dict.fromkeys(["instance", *columns]))]
+    selector = candidate.make().fit(usable, regrets[candidate.targets(table)])
     rows = run_table[run_table["instance"].isin(regrets.index)]
     return {
         "format": FORMAT,
