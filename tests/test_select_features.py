@@ -236,6 +236,31 @@ def test_probe_loop_on_a_tiny_model_reads_the_batch_and_takes_hints():
     )
 
 
+def test_probe_loop_reads_examples_and_named_classes_from_a_data_loader():
+    model, x, y = _tiny()
+    loss_fn = lambda b: F.cross_entropy(model(b[0]), b[1])  # noqa: E731
+
+    class Named(torch.utils.data.TensorDataset):
+        classes = ["no", "yes"]  # as torchvision's data sets name theirs
+
+    loader = torch.utils.data.DataLoader(Named(x, y), batch_size=32, shuffle=False)
+    found = probe_loop(model, loss_fn, loader, total_steps=400).features
+    assert found["log_examples"] == pytest.approx(math.log10(1 + len(x)))
+    assert found["log_classes"] == pytest.approx(math.log10(3))
+    assert found["log_epochs"] == pytest.approx(math.log10(400 * 32 / len(x)))
+    plain = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=32)
+    unnamed = probe_loop(model, loss_fn, plain, total_steps=400).features
+    assert unnamed["log_examples"] == found["log_examples"] and math.isnan(unnamed["log_classes"])
+    # the probes themselves do not change; a hint wins over what the loader shows; a stream has no size
+    assert (
+        unnamed["finder_log_lr"]
+        == probe_loop(model, loss_fn, _batches(x, y), total_steps=400).features["finder_log_lr"]
+    )
+    hinted = probe_loop(model, loss_fn, loader, total_steps=400, hints={"examples": 1000})
+    assert hinted.features["log_examples"] == pytest.approx(math.log10(1001))
+    assert math.isnan(probe_loop(model, loss_fn, _batches(x, y), total_steps=400).features["log_examples"])
+
+
 @pytest.mark.parametrize(
     "call, message",
     [

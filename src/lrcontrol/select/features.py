@@ -7,8 +7,9 @@ Two entry points give the same feature names (`FEATURES`, in a fixed order):
   bit for bit);
 - for a loop the user already has: `probe_loop(model, loss_fn, batches, total_steps, seed=0, hints=…)`.
   A plain loop knows the model's parameters, the run length, and what its first batch shows (batch size,
-  input dimension, input scale); examples, classes, kind, family and model type only when given as
-  `hints` (e.g. `hints={"examples": 60000, "classes": 10, "kind": "classification"}`), else NaN.
+  input dimension, input scale); the number of examples (and classes) when `batches` is a DataLoader over
+  a sized data set (that names its `classes`, as torchvision's do); kind, family and model type only when
+  given as `hints` (e.g. `hints={"examples": 60000, "classes": 10, "kind": "classification"}`), else NaN.
 
 Every feature is a float; NaN means unavailable (a noiseless function has no input scale, a plain loop
 without hints no example count). Sizes are log-scaled (log₁₀, the batch log₂); categories one-hot.
@@ -247,6 +248,25 @@ def _check_hints(hints: Mapping[str, Any]) -> None:
             raise LRControlError(f"probe_loop: hint {key} must be a positive number, got {value!r}")
 
 
+def _dataset_meta(batches: Any) -> dict[str, int]:
+    """What a DataLoader-like `batches` says about its data without iterating it: `examples` =
+    len(batches.dataset) for a sized data set, `classes` = len(dataset.classes) where the data set names
+    them (torchvision's do). Nothing is guessed from the batches: a label range seen in a few batches would
+    undercount classes, a stream has no size."""
+    dataset = getattr(batches, "dataset", None)
+    out: dict[str, int] = {}
+    try:
+        examples = len(dataset)  # type: ignore[arg-type]
+    except TypeError:  # no data set, or an iterable one without a length
+        return out
+    if isinstance(examples, int) and examples > 0:
+        out["examples"] = examples
+    classes = getattr(dataset, "classes", None)
+    if isinstance(classes, (list, tuple)) and len(classes) > 1:
+        out["classes"] = len(classes)
+    return out
+
+
 def probe_loop(
     model: torch.nn.Module,
     loss_fn: Callable[[Any], torch.Tensor],
@@ -259,7 +279,8 @@ def probe_loop(
 ) -> Probe:
     """Features of a plain training loop: `model`, `loss_fn(batch) -> scalar loss`, `batches` (a callable
     returning a fresh iterator, or a re-iterable), the planned `total_steps`. `hints` add what the loop
-    cannot see (HINTS: examples, classes, kind, …). Everything the probes touch is put back."""
+    cannot see (HINTS: examples, classes, kind, …); a DataLoader over a sized data set gives the examples
+    (and its named classes) by itself. Everything the probes touch is put back."""
     hints = dict(hints or {})
     _check_hints(hints)
     if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1:
@@ -273,5 +294,6 @@ def probe_loop(
         meta["batch_size"] = round(2 ** probed["log_batch"])
     if not math.isnan(probed["log_input_dim"]):
         meta["input_dim"] = round(10 ** probed["log_input_dim"])
-    meta.update(hints)
+    meta.update(_dataset_meta(batches))
+    meta.update(hints)  # what the user says wins over what the loader shows
     return Probe(_complete(features_from_meta(meta), probed), sum(steps.values()), total_steps, steps, lengths)
