@@ -137,3 +137,16 @@ def test_the_shipped_policy_records_the_shipped_meta_dataset_it_was_trained_on()
     assert trained["meta_dataset"]["sha256"] == hashlib.sha256(runs.read_bytes()).hexdigest()
     assert trained["meta_dataset"]["rows"] == len(pd.read_parquet(runs, columns=["instance"]))
     assert trained["settings"]["held_out_families"] == ["image", "language"] and trained["settings"]["seed"] == 0
+
+
+def test_a_policy_with_the_lr_level_feature_trains_with_nine_weights(anchors):
+    from lrcontrol.control.learned import ALL_FEATURES
+
+    level = settings(generations=1)
+    level.start = [0.0] * (len(ALL_FEATURES) + 1)
+    policy = learn.train(level, anchors, InProcess())
+    assert policy["features"] == list(ALL_FEATURES) and len(policy["weights"]) == len(ALL_FEATURES) + 1
+    bad = settings()
+    bad.start = [0.0] * 5
+    with pytest.raises(LRControlError, match="start must have 8 numbers, or 9"):
+        bad.check()

@@ -22,7 +22,17 @@ UP = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 5.0]  # bias only: always raise at the 
 DOWN = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -5.0]
 
 
-@parametrize_with_checks(["learned()", f"learned(weights={UP})", lambda: Learned(weights=DOWN, monitor="val_acc")])
+LEVEL = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -5.0, 0.0]  # the lr_level feature's weight: pull the LR to 1e-3
+
+
+@parametrize_with_checks(
+    [
+        "learned()",
+        f"learned(weights={UP})",
+        lambda: Learned(weights=DOWN, monitor="val_acc"),
+        f"learned(weights={LEVEL})",
+    ]
+)
 def test_conformance(case, check):
     check(case)
 
@@ -204,3 +214,27 @@ def test_a_spec_that_declares_no_content_keys_on_its_fields_alone():
         assert (
             run_key("fmnist-mlp@1/default", spec, 1, 400) == hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
         )
+
+
+def test_a_nine_weight_policy_reads_the_lr_level_and_pulls_a_far_off_lr_toward_it(tmp_path):
+    from lrcontrol.control.learned import ALL_FEATURES, LEVEL_REFERENCE
+
+    model = torch.nn.Linear(3, 1)
+    _, plain = lrcontrol.build(model.parameters(), "adamw(lr=0.1) + learned()", total_steps=50)
+    assert len(plain.factors[0].features(1)) == len(FEATURES)  # an 8-weight policy does not read it
+    high, _ = loop(f"adamw(lr=0.1) + learned(weights={LEVEL})", 50)
+    low, _ = loop(f"adamw(lr=1e-05) + learned(weights={LEVEL})", 50)
+    assert high[-1] < 0.1 / 3 and low[-1] > 1e-5 * 3  # cut from two decades above, raised from two below
+    _, controller = loop(f"adamw(lr=0.1) + learned(weights={LEVEL})", 10)
+    factor = controller.factors[0]
+    level = dict(zip(ALL_FEATURES, factor.features(10)))["lr_level"]
+    assert level == pytest.approx(math.log10(controller.lrs[0] / LEVEL_REFERENCE) / 3.0)
+    policy = load_policy("default")
+    path = tmp_path / "level.json"
+    path.write_text(json.dumps({**policy, "features": list(ALL_FEATURES), "weights": LEVEL}))
+    assert load_policy(str(path))["weights"] == LEVEL
+    path.write_text(json.dumps({**policy, "features": list(ALL_FEATURES)}))  # 8 weights for 8 features
+    with pytest.raises(LRControlError, match="8 features need 9 weights"):
+        Learned(policy=str(path))
+    with pytest.raises(LRControlError, match="or 9 with the lr_level"):
+        Learned(weights=[0.0] * 10)

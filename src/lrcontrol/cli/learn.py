@@ -100,6 +100,9 @@ def train_cmd(
     workers: int = typer.Option(2, "--workers", help="single-thread worker processes"),
     checkpoint: Path = typer.Option(Path("results/learn.json"), "--checkpoint", help="search state (JSON; resume)"),
     out: Path = typer.Option(Path("results/policy.json"), "--out", help="the trained policy file"),
+    lr_level: bool = typer.Option(
+        False, "--lr-level", help="train a policy that also reads the LR's level against 1e-3 (9 weights)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Meta-train the policy's weights by CMA-ES on the mean normalised regret of real runs.
@@ -146,6 +149,10 @@ def train_cmd(
         default_lr=learn.DEFAULT_LR if learn.DEFAULT_LR in lr_pool else lr_pool[0],
         size=size,
     )
+    if lr_level:
+        from lrcontrol.control.learned import ALL_FEATURES
+
+        settings.start = [0.0] * (len(ALL_FEATURES) + 1)
     settings.check()
     torch.set_num_threads(1)
     from lrcontrol.bench.local_executor import LocalExecutor

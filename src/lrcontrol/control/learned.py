@@ -19,6 +19,14 @@ horizon-scaled step of CLARA's d="auto"). The features, all bounded, all computa
     val_worse    clip((v_last − v_best) / |v_best|, 0, 1)              the monitored validation metric's
                                                                        distance from its best (at `report()`)
     log_scale    clip(log m_t / 10, −2, 2)                             the current multiplier
+    lr_level     clip(log10(η₀·m_t / 10⁻³), −3, 3) / 3                  optional: where the LR (group 0's base
+                                                                       LR η₀ times m_t) sits against AdamW's
+                                                                       default 10⁻³, ∈ [−1, 1]
+
+`lr_level` is the one feature that is not relative to the run's own start: it tells a policy trained
+with AdamW whether the LR is decades away from where Adam's LRs usually work — what none of the others
+can say, since the loss of a run started far too low looks like that of a converged one. A policy uses it
+when it has one more weight (9 numbers, `ALL_FEATURES`); the 8-weight form (`FEATURES`) does not read it.
 
 with y = asinh(ℓ / s), s = max(10⁻⁶·|ℓ_0|, 10⁻¹²): the loss on a log scale over six decades below its
 first value ℓ_0 that stays defined for zero and negative losses; y_0 its first finite value;
@@ -64,6 +72,10 @@ from lrcontrol.registration import register_factor
 
 #: the features, in the order of the weights (the bias comes last)
 FEATURES = ("progress", "drop", "rise", "trend", "noise", "val_worse", "log_scale")
+#: the features with the optional LR level; the number of weights says which a policy reads
+ALL_FEATURES = (*FEATURES, "lr_level")
+#: the LR the level is measured against: AdamW's default (the optimizer the policies are trained with)
+LEVEL_REFERENCE = 1e-3
 #: the policy file's constants and their allowed ranges
 CONSTANTS = {
     "rate": (0.1, 100.0),  # K: the largest total move of log m over a run
@@ -114,12 +126,18 @@ def _parse_policy(name: str, path: str, text: str) -> dict[str, Any]:
 
 
 def check_policy(data: Any, where: str) -> dict[str, Any]:
-    """The policy's fields, validated: features in FEATURES order, len(weights) = features + 1, constants in range."""
+    """The policy's fields, validated: features FEATURES or ALL_FEATURES in order, len(weights) = features + 1,
+    constants in range."""
     if not isinstance(data, dict):
         raise LRControlError(f"{where}: a policy is a JSON object, got {type(data).__name__}")
-    if list(data.get("features", [])) != list(FEATURES):
-        raise LRControlError(f"{where}: the policy's features must be {list(FEATURES)}, got {data.get('features')!r}")
-    check_weights(data.get("weights"), where)
+    features = list(data.get("features", []))
+    if features not in (list(FEATURES), list(ALL_FEATURES)):
+        raise LRControlError(
+            f"{where}: the policy's features must be {list(FEATURES)}, or those and 'lr_level'; got {data.get('features')!r}"
+        )
+    weights = check_weights(data.get("weights"), where)
+    if len(weights) != len(features) + 1:
+        raise LRControlError(f"{where}: {len(features)} features need {len(features) + 1} weights, got {len(weights)}")
     for key, (low, high) in CONSTANTS.items():
         value = data.get(key)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
@@ -130,13 +148,17 @@ def check_policy(data: Any, where: str) -> dict[str, Any]:
 
 
 def check_weights(weights: Any, where: str) -> list[float]:
-    n = len(FEATURES) + 1
+    """8 finite numbers (the FEATURES' weights, then the bias) or 9 (with the lr_level feature's)."""
+    sizes = (len(FEATURES) + 1, len(ALL_FEATURES) + 1)
     if (
         not isinstance(weights, (list, tuple))
-        or len(weights) != n
+        or len(weights) not in sizes
         or not all(isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) for w in weights)
     ):
-        raise LRControlError(f"{where}: weights must be {n} finite numbers (one per feature, then the bias)")
+        raise LRControlError(
+            f"{where}: weights must be {sizes[0]} finite numbers (one per feature, then the bias), or {sizes[1]} "
+            "with the lr_level feature's"
+        )
     return [float(w) for w in weights]
 
 
@@ -182,7 +204,9 @@ class Learned(Factor):
         "learned(weights=[0.5, -1.0, -3.0, -2.0, 0.0, -2.0, -0.5, 0.3], monitor='val_acc', mode='max')",
         "learned(weights=[-3.0, 0.5, -4.0, 1.0, -1.0, -3.0, 0.2, 1.0], floor=0.01, ceiling=100.0)",
     )
-    transient: ClassVar[tuple[str, ...]] = ("horizon", "_policy", "_weights", "_rate", "_beta_fast", "_beta_slow")
+    transient: ClassVar[tuple[str, ...]] = (
+        "horizon", "_policy", "_weights", "_rate", "_beta_fast", "_beta_slow", "_base_lr",
+    )  # fmt: skip
 
     @classmethod
     def content_identity(cls, args: dict[str, Any]) -> str:
@@ -207,6 +231,7 @@ class Learned(Factor):
         if ctx.total_steps is None:
             raise LRControlError("learned() reads the progress t/T: pass total_steps (the planned optimizer steps)")
         self._derive(ctx.total_steps)
+        self._base_lr = max(float(ctx.base_lrs[0]), 1e-300)  # the LR m_t multiplies (lr_level)
         self.policy_digest = digest(self._weights, self._policy)
         self.log_scale = 0.0
         self.loss_scale: float | None = None  # s of the transform, from the first finite loss
@@ -240,7 +265,7 @@ class Learned(Factor):
         return math.exp(self.log_scale)
 
     def features(self, t: int) -> list[float]:
-        """φ_t in FEATURES order (docstring)."""
+        """φ_t in FEATURES order, then lr_level for a policy with its weight (docstring)."""
         progress = min(max(t / self.horizon, 0.0), 1.0)
         if self.seen:
             fast = self.fast / (1.0 - self._beta_fast**self.seen)
@@ -258,7 +283,11 @@ class Learned(Factor):
         else:
             val_worse = min(max((self.val_last - self.val_best) / max(abs(self.val_best), 1e-12), 0.0), 1.0)
         log_scale = min(max(self.log_scale / 10.0, -2.0), 2.0)
-        return [progress, drop, rise, trend, noise, val_worse, log_scale]
+        phi = [progress, drop, rise, trend, noise, val_worse, log_scale]
+        if len(self._weights) == len(ALL_FEATURES) + 1:
+            decades = math.log10(self._base_lr / LEVEL_REFERENCE) + self.log_scale / math.log(10.0)
+            phi.append(min(max(decades, -3.0), 3.0) / 3.0)
+        return phi
 
     def on_step(self, t: int, loss: float | None) -> None:
         if loss is not None and not math.isfinite(loss):

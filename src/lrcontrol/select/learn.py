@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from lrcontrol.control.learned import CONSTANTS, FEATURES, check_policy
+from lrcontrol.control.learned import ALL_FEATURES, CONSTANTS, FEATURES, check_policy
 from lrcontrol.errors import LRControlError
 
 #: the constants the policy is trained with (control/learned.py: the step's scale and the averages' spans)
@@ -103,8 +103,10 @@ class Settings:
                 raise LRControlError(f"{key} must be a whole number ≥ 1, got {value!r}")
         if self.popsize < 2:
             raise LRControlError("popsize must be at least 2 (CMA-ES ranks candidates)")
-        if len(self.start) != len(FEATURES) + 1:
-            raise LRControlError(f"start must have {len(FEATURES) + 1} numbers")
+        if len(self.start) not in (len(FEATURES) + 1, len(ALL_FEATURES) + 1):
+            raise LRControlError(
+                f"start must have {len(FEATURES) + 1} numbers, or {len(ALL_FEATURES) + 1} with the lr_level feature"
+            )
 
 
 def policy_free(runs: Any) -> Any:
@@ -317,7 +319,7 @@ def train(
     history = [{"best": min(g["scores"]), "mean": float(np.mean(g["scores"]))} for g in state.data["generations"]]
     policy = {
         "format": 1,
-        "features": list(FEATURES),
+        "features": list(ALL_FEATURES[: len(weights) - 1]),  # the start's length chose them
         "weights": weights,
         **BASE_CONSTANTS,
         "trained": {
