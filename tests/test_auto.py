@@ -36,7 +36,9 @@ BEST = "adamw-cosine"
 NOISY = "sphere-50-noisy"
 
 
-def synthetic_meta(folder: Path, best: str = BEST, instances: int = 12) -> tuple[Path, Path]:
+def synthetic_meta(
+    folder: Path, best: str = BEST, instances: int = 12, members: tuple[str, ...] = MEMBERS
+) -> tuple[Path, Path]:
     """runs.parquet and features.parquet of a meta-dataset where `best` has the least regret everywhere."""
     rng = np.random.default_rng(0)
     runs, features = [], []
@@ -47,7 +49,7 @@ def synthetic_meta(folder: Path, best: str = BEST, instances: int = 12) -> tuple
             {"instance": instance, "family": family, "dataset": dataset, "probe_cost": 0.08}
             | {name: float(rng.normal()) for name in FEATURE_NAMES}
         )
-        for member in MEMBERS:
+        for member in members:
             final = 0.1 if member == best else 0.5 + 0.3 * float(rng.uniform())
             runs.append(
                 {"instance": instance, "family": family, "dataset": dataset, "member": member}
@@ -172,6 +174,23 @@ def test_auto_in_the_engine_trains_the_chosen_member_exactly_and_counts_the_prob
     probe = auto_run.observables["auto.probe_steps"]
     assert probe > 0 and auto_run.extra_steps == direct.extra_steps + probe
     # the probes ran on their own copy of the model, under a forked RNG: the member's run, bit for bit
+    assert _without(auto_run, "spec", "extra_steps", "observables") == _without(
+        direct, "spec", "extra_steps", "observables"
+    )
+
+
+def test_auto_in_the_engine_can_choose_the_learned_member_and_trains_it_exactly(tmp_path, monkeypatch):
+    """adamw-learned, the portfolio's learned policy, is a member auto() can choose like any other."""
+    runs, features = synthetic_meta(tmp_path, best="adamw-learned", members=(*MEMBERS, "adamw-learned"))
+    out = tmp_path / "learned.json"
+    args = ["select", "train", "--runs", str(runs), "--features", str(features), "--kind", "single-best"]
+    result = runner.invoke(app, [*args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    monkeypatch.setenv(ENV, str(out))
+    task = get_task(NOISY, "smoke")
+    auto_run = run(task, "auto()", seed=0)
+    direct = run(task, PORTFOLIO["adamw-learned"], seed=0)
+    assert auto_run.observables["auto.member"] == "adamw-learned"
     assert _without(auto_run, "spec", "extra_steps", "observables") == _without(
         direct, "spec", "extra_steps", "observables"
     )
