@@ -155,24 +155,25 @@ def report(records: list[dict]) -> str:
     for r in records:
         acc.setdefault((r["task"], r["method"], r["lr"]), []).append(r["acc"])
     lines: list[str] = []
-    columns = []
+    columns = []  # (title, method family, kind, optimizer table it belongs to)
     for opt in OPTIMIZERS:
-        columns.append((opt, opt, None))
+        columns.append((opt, opt, None, opt))
         for variant in VARIANTS:
-            columns.append((f"{opt}+CLARA {variant}, best d", f"{opt}+clara-{variant}", "best"))
-            columns.append((f"{opt}+CLARA {variant}, auto", f"{opt}+clara-{variant}", "auto"))
+            columns.append((f"{opt}+CLARA {variant}, best d", f"{opt}+clara-{variant}", "best", opt))
+            columns.append((f"{opt}+CLARA {variant}, auto", f"{opt}+clara-{variant}", "auto", opt))
+    columns.append(("D-Adapt. Adam, d0 = η0", DADAPT_D0, None, "adam"))
     tasks = [t for t in TASKS if any(k[0] == t for k in acc)]
-    per_lr: dict[tuple[str, float], list[float]] = {}  # (column, η0) → mean accuracy per task
+    per_lr: dict[tuple[str, float], dict[str, float]] = {}  # (column, η0) → {task: mean accuracy}
     best_d_seen: dict[str, list[str]] = {}
     for task in tasks:
         for opt in OPTIMIZERS:
-            cols = [c for c in columns if c[1].split("+")[0] == opt]
+            cols = [c for c in columns if c[3] == opt]
             lines.append(f"\n**{task}, {opt}** — final test accuracy (%), mean ± std over seeds; best d in brackets\n")
             lines.append("| η0 | " + " | ".join(c[0] for c in cols) + " |")
             lines.append("|---|" + "---:|" * len(cols))
             for lr in LRS:
                 row = []
-                for title, family, kind in cols:
+                for title, family, kind, _ in cols:
                     if kind is None:
                         vals = acc.get((task, family, lr), [])
                         cell = _fmt(vals)
@@ -193,23 +194,31 @@ def report(records: list[dict]) -> str:
                         else:
                             vals, cell = [], "–"
                     if vals:
-                        per_lr.setdefault((title, lr), []).append(float(np.mean(vals)))
+                        per_lr.setdefault((title, lr), {})[task] = float(np.mean(vals))
                     row.append(cell)
                 lines.append(f"| {lr:g} | " + " | ".join(row) + " |")
         dadapt = [f"{name}: {_fmt(acc.get((task, name, 1.0), []))}" for name in ("dadapt_sgd", "dadapt_adam")]
-        lines.append(f"\nD-Adaptation (no η0): {'; '.join(dadapt)}")
-    lines.append("\n**Robustness to η0** — test accuracy averaged over the tasks, per η0\n")
+        lines.append(f"\nD-Adaptation at its defaults (lr = 1, d0 = 1e-6): {'; '.join(dadapt)}")
+    # Averaged over the tasks that every column has at every η0, so that a partial file (a task cut
+    # short) never compares columns over different tasks; the heading names the tasks averaged.
+    common = [t for t in tasks if all(t in per_lr.get((c[0], lr), {}) for c in columns for lr in LRS)]
+    left_out = [t for t in tasks if t not in common]
+    lines.append(
+        "\n**Robustness to η0** — test accuracy averaged over the tasks, per η0 ("
+        + (", ".join(common) or "no task complete yet")
+        + (f"; left out, incomplete: {', '.join(left_out)}" if left_out else "")
+        + ")\n"
+    )
     lines.append("| η0 | " + " | ".join(c[0] for c in columns) + " |")
     lines.append("|---|" + "---:|" * len(columns))
+    mean = (
+        {(c[0], lr): float(np.mean([per_lr[(c[0], lr)][t] for t in common])) for c in columns for lr in LRS}
+        if common
+        else {}
+    )
     for lr in LRS:
-        lines.append(
-            f"| {lr:g} | "
-            + " | ".join(f"{np.mean(per_lr[(c[0], lr)]):.1f}" if (c[0], lr) in per_lr else "–" for c in columns)
-            + " |"
-        )
-    worst = [
-        min((np.mean(per_lr[(c[0], lr)]) for lr in LRS if (c[0], lr) in per_lr), default=float("nan")) for c in columns
-    ]
+        lines.append(f"| {lr:g} | " + " | ".join(f"{mean[(c[0], lr)]:.1f}" if mean else "–" for c in columns) + " |")
+    worst = [min(mean[(c[0], lr)] for lr in LRS) if mean else float("nan") for c in columns]
     lines.append("| worst η0 | " + " | ".join(f"**{w:.1f}**" for w in worst) + " |")
     lines.append("\n**Best fixed d per η0** (by mean test accuracy), per task and CLARA variant\n")
     lines.append("| task, method | best d for η0 = 1e-6 … 1 |")

@@ -1,0 +1,101 @@
+"""benchmarks/clara_reproduction.py: the protocol's cells, resume, the refusal to mix budgets, the report."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def repro():
+    spec = importlib.util.spec_from_file_location("clara_reproduction", ROOT / "benchmarks" / "clara_reproduction.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["clara_reproduction"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cells_cover_the_protocol(repro):
+    budget = repro.Budget(seeds=2, fashion_seeds=1)
+    cells = repro.cells(budget)
+    iris = [c for c in cells if c["task"] == "iris"]
+    # per seed: 2 optimizers × 7 η0 × (alone + 2 variants × 6 dampings) + D-Adaptation from d0 = η0 + 2 defaults
+    assert len(iris) == 2 * (2 * 7 * 13 + 7 + 2)
+    assert len([c for c in cells if c["task"] == "fashion_mlp"]) == 2 * 7 * 13 + 7 + 2
+    keys = [(c["task"], c["seed"], c["lr"], c["method"]) for c in cells]
+    assert len(keys) == len(set(keys))
+    d0 = [c for c in iris if c["method"] == repro.DADAPT_D0 and c["seed"] == 0]
+    assert [c["spec"] for c in d0] == [f"dadapt_adam(d0={lr:g})" for lr in repro.LRS]
+    assert "sgd(lr=1e-06) + clara_published(variant='unit', d='auto')" in {c["spec"] for c in iris}
+
+
+def test_d0_spec_builds_dadaptation_from_that_distance(repro):
+    import torch
+
+    import lrcontrol
+
+    model = torch.nn.Linear(3, 2)
+    opt, _ = lrcontrol.build(model.parameters(), "dadapt_adam(d0=0.001)", total_steps=10)
+    assert opt.param_groups[0]["d"] == pytest.approx(1e-3)
+
+
+def _fake_train(calls):
+    def train(cell, budget):
+        calls.append((cell["task"], cell["seed"], cell["lr"], cell["method"]))
+        return {**cell, "acc": 50.0 + cell["seed"], "final_lr": cell["lr"], "nonfinite": False, "seconds": 0.0}
+
+    return train
+
+
+def test_resume_trains_only_missing_runs_and_refuses_another_budget(repro, tmp_path, monkeypatch, capsys):
+    calls: list[tuple] = []
+    monkeypatch.setattr(repro, "train", _fake_train(calls))
+    out = tmp_path / "runs.jsonl"
+    args = ["--out", str(out), "--tasks", "iris", "--epochs", "3", "--seeds", "1"]
+    assert repro.main(args) == 0
+    assert len(calls) == 191 and {c[1] for c in calls} == {0}
+    lines = out.read_text().splitlines()
+    assert json.loads(lines[0])["budget"]["epochs"] == 3 and len(lines) == 192
+    # drop the last 10 runs as if the process had been killed, then resume: only those run again
+    out.write_text("\n".join(lines[:-10]) + "\n")
+    calls.clear()
+    assert repro.main(args) == 0
+    assert calls == [tuple(json.loads(line)[k] for k in ("task", "seed", "lr", "method")) for line in lines[-10:]]
+    # more seeds: only the new seed's runs
+    calls.clear()
+    assert repro.main([*args[:-1], "2"]) == 0
+    assert len(calls) == 191 and {c[1] for c in calls} == {1}
+    # another budget into the same file: refused before anything is trained or written
+    before = out.read_text()
+    calls.clear()
+    with pytest.raises(SystemExit) as exc:
+        repro.main(["--out", str(out), "--tasks", "iris", "--epochs", "4"])
+    assert exc.value.code == 2 and calls == [] and out.read_text() == before
+    assert "another budget" in capsys.readouterr().err
+
+
+def test_report_best_d_and_summary_over_complete_tasks_only(repro):
+    records = []
+    for task in ("iris", "wine"):
+        for seed in (0, 1):
+            for cell in repro.cells(repro.Budget(seeds=1)):
+                if cell["task"] != task:
+                    continue
+                acc = 10.0
+                if cell["method"] == "sgd+clara-plain@0.01":
+                    acc = 90.0 + seed  # the best d everywhere: 90.5 ± 0.7
+                records.append({**cell, "seed": seed, "acc": acc})
+    # wine incomplete: one cell missing
+    records = [r for r in records if not (r["task"] == "wine" and r["method"] == "adam" and r["lr"] == 1.0)]
+    text = repro.report(records)
+    assert "| 1e-06 | 10.0 ± 0.0 | 90.5 ± 0.7 (0.01) | 10.0 ± 0.0 |" in text
+    assert "per η0 (iris; left out, incomplete: wine)" in text
+    assert "D-Adapt. Adam, d0 = η0" in text
+    summary = text[text.index("**Robustness to η0**") :]
+    assert "| worst η0 | **10.0** | **90.5** |" in summary
