@@ -53,6 +53,9 @@ class Budget:
     fashion_epochs: int = 10
     fashion_batch: int = 128
     fashion_seeds: int = 1
+    # where CLARA reads its step direction: "optimizer" (what lrcontrol does) or "displacement"
+    # θ_before − θ_after (what it did before control/direction.py), an ablation of the float32 rounding
+    direction: str = "optimizer"
 
 
 def method_specs(optimizer: str, lr: float) -> list[tuple[str, str]]:
@@ -108,7 +111,17 @@ def train(cell: dict, budget: Budget) -> dict:
     else:
         model = torch.nn.Linear(xtr.shape[1], classes)
     per_epoch = math.ceil(len(xtr) / batch)
-    opt, ctl = lrcontrol.build(model.parameters(), cell["spec"], total_steps=epochs * per_epoch)
+    if budget.direction == "displacement":
+        # The ablation: make every optimizer unknown to the direction reader, so that CLARA falls back
+        # to the displacement, as before control/direction.py (patched for this build only).
+        from unittest import mock
+
+        from lrcontrol.control.direction import DirectionReader
+
+        with mock.patch.object(DirectionReader, "of", classmethod(lambda cls, *args: None)):
+            opt, ctl = lrcontrol.build(model.parameters(), cell["spec"], total_steps=epochs * per_epoch)
+    else:
+        opt, ctl = lrcontrol.build(model.parameters(), cell["spec"], total_steps=epochs * per_epoch)
     gen = torch.Generator().manual_seed(1000 + seed)
     start, nonfinite = time.perf_counter(), False
     for _ in range(epochs):
@@ -140,12 +153,14 @@ def _family(method: str) -> str:
     return method.split("@")[0]
 
 
-def _fmt(values: list[float]) -> str:
+def _fmt(values: list[float], seeds: int = 0) -> str:
+    """mean ± std (ddof 1) over seeds; † when the cell has fewer seeds than its task (an interrupted run)."""
     if not values:
         return "–"
+    mark = "†" if len(values) < seeds else ""
     if len(values) == 1:
-        return f"{values[0]:.1f}"
-    return f"{np.mean(values):.1f} ± {np.std(values, ddof=1):.1f}"
+        return f"{values[0]:.1f}{mark}"
+    return f"{np.mean(values):.1f} ± {np.std(values, ddof=1):.1f}{mark}"
 
 
 def report(records: list[dict]) -> str:
@@ -166,6 +181,7 @@ def report(records: list[dict]) -> str:
     per_lr: dict[tuple[str, float], dict[str, float]] = {}  # (column, η0) → {task: mean accuracy}
     best_d_seen: dict[str, list[str]] = {}
     for task in tasks:
+        seeds = max(len(v) for k, v in acc.items() if k[0] == task)
         for opt in OPTIMIZERS:
             cols = [c for c in columns if c[3] == opt]
             lines.append(f"\n**{task}, {opt}** — final test accuracy (%), mean ± std over seeds; best d in brackets\n")
@@ -176,10 +192,10 @@ def report(records: list[dict]) -> str:
                 for title, family, kind, _ in cols:
                     if kind is None:
                         vals = acc.get((task, family, lr), [])
-                        cell = _fmt(vals)
+                        cell = _fmt(vals, seeds)
                     elif kind == "auto":
                         vals = acc.get((task, f"{family}@auto", lr), [])
-                        cell = _fmt(vals)
+                        cell = _fmt(vals, seeds)
                     else:
                         fixed = {
                             d: acc[(task, f"{family}@{d}", lr)]
@@ -190,18 +206,21 @@ def report(records: list[dict]) -> str:
                             d = max(fixed, key=lambda k: np.mean(fixed[k]))
                             vals = fixed[d]
                             best_d_seen.setdefault(f"{task} {family}", []).append(f"{d:g}")
-                            cell = f"{_fmt(vals)} ({d:g})"
+                            cell = f"{_fmt(vals, seeds)} ({d:g})"
                         else:
                             vals, cell = [], "–"
                     if vals:
                         per_lr.setdefault((title, lr), {})[task] = float(np.mean(vals))
                     row.append(cell)
                 lines.append(f"| {lr:g} | " + " | ".join(row) + " |")
-        dadapt = [f"{name}: {_fmt(acc.get((task, name, 1.0), []))}" for name in ("dadapt_sgd", "dadapt_adam")]
+        dadapt = [f"{name}: {_fmt(acc.get((task, name, 1.0), []), seeds)}" for name in ("dadapt_sgd", "dadapt_adam")]
         lines.append(f"\nD-Adaptation at its defaults (lr = 1, d0 = 1e-6): {'; '.join(dadapt)}")
-    # Averaged over the tasks that every column has at every η0, so that a partial file (a task cut
-    # short) never compares columns over different tasks; the heading names the tasks averaged.
-    common = [t for t in tasks if all(t in per_lr.get((c[0], lr), {}) for c in columns for lr in LRS)]
+    # Averaged over the tasks that have every column at every η0 (of those the file has at all: a subset
+    # run with --methods/--lrs is summarised on its own cells), so that a partial file never compares
+    # columns over different tasks; the heading names the tasks averaged and those left out.
+    shown = [c for c in columns if any((c[0], lr) in per_lr for lr in LRS)]
+    shown_lrs = [lr for lr in LRS if any((c[0], lr) in per_lr for c in columns)]
+    common = [t for t in tasks if all(t in per_lr.get((c[0], lr), {}) for c in shown for lr in shown_lrs)]
     left_out = [t for t in tasks if t not in common]
     lines.append(
         "\n**Robustness to η0** — test accuracy averaged over the tasks, per η0 ("
@@ -209,17 +228,16 @@ def report(records: list[dict]) -> str:
         + (f"; left out, incomplete: {', '.join(left_out)}" if left_out else "")
         + ")\n"
     )
-    lines.append("| η0 | " + " | ".join(c[0] for c in columns) + " |")
-    lines.append("|---|" + "---:|" * len(columns))
-    mean = (
-        {(c[0], lr): float(np.mean([per_lr[(c[0], lr)][t] for t in common])) for c in columns for lr in LRS}
-        if common
-        else {}
-    )
-    for lr in LRS:
-        lines.append(f"| {lr:g} | " + " | ".join(f"{mean[(c[0], lr)]:.1f}" if mean else "–" for c in columns) + " |")
-    worst = [min(mean[(c[0], lr)] for lr in LRS) if mean else float("nan") for c in columns]
-    lines.append("| worst η0 | " + " | ".join(f"**{w:.1f}**" for w in worst) + " |")
+    lines.append("| η0 | " + " | ".join(c[0] for c in shown) + " |")
+    lines.append("|---|" + "---:|" * len(shown))
+    mean = {(c[0], lr): float(np.mean([per_lr[(c[0], lr)][t] for t in common])) for c in shown for lr in shown_lrs}
+    if common:
+        for lr in shown_lrs:
+            lines.append(f"| {lr:g} | " + " | ".join(f"{mean[(c[0], lr)]:.1f}" for c in shown) + " |")
+        worst = [min(mean[(c[0], lr)] for lr in shown_lrs) for c in shown]
+        lines.append("| worst η0 | " + " | ".join(f"**{w:.1f}**" for w in worst) + " |")
+    if any("†" in line for line in lines):
+        lines.append("\n† fewer seeds than the rest of its task (a run stopped before all seeds finished)")
     lines.append("\n**Best fixed d per η0** (by mean test accuracy), per task and CLARA variant\n")
     lines.append("| task, method | best d for η0 = 1e-6 … 1 |")
     lines.append("|---|---|")
@@ -252,6 +270,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fashion-train", type=int, default=Budget.fashion_train)
     parser.add_argument("--fashion-seeds", type=int, default=Budget.fashion_seeds)
     parser.add_argument("--tasks", default=",".join(TASKS))
+    parser.add_argument(
+        "--direction",
+        choices=("optimizer", "displacement"),
+        default=Budget.direction,
+        help="where CLARA reads its step direction (displacement: the float32 ablation; use its own --out)",
+    )
+    parser.add_argument("--methods", default="", help="only methods starting with one of these, e.g. adam+clara")
+    parser.add_argument("--lrs", default="", help="only these η0, e.g. 1e-6,1e-5")
     args = parser.parse_args(argv)
     out = Path(args.out)
     unknown = [t for t in args.tasks.split(",") if t not in TASKS]
@@ -260,6 +286,13 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("seeds", "epochs", "batch", "fashion_epochs", "fashion_train", "fashion_seeds"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    try:
+        lrs = [float(x) for x in args.lrs.split(",") if x.strip()]
+    except ValueError:
+        parser.error(f"--lrs {args.lrs!r} is not a comma-separated list of numbers such as 1e-6,1e-5")
+    if any(not any(math.isclose(lr, grid) for grid in LRS) for lr in lrs):
+        parser.error(f"--lrs must be taken from the grid {', '.join(f'{x:g}' for x in LRS)}")
+    methods = [m for m in args.methods.split(",") if m.strip()]
     if args.report:
         if not out.exists():
             parser.error(f"{out} does not exist; run without --report first")
@@ -272,11 +305,13 @@ def main(argv: list[str] | None = None) -> int:
         fashion_epochs=args.fashion_epochs,
         fashion_train=args.fashion_train,
         fashion_seeds=args.fashion_seeds,
+        direction=args.direction,
     )
     header, records = _read(out) if out.exists() else (None, [])
     # The seed counts only say how many runs to do; every other field changes what a run computes.
     same = {k: v for k, v in asdict(budget).items() if k not in ("seeds", "fashion_seeds")}
-    if header is not None and {k: header.get(k) for k in same} != same:
+    defaults = asdict(Budget())  # a field absent from an older header had its default then
+    if header is not None and {k: header.get(k, defaults[k]) for k in same} != same:
         parser.error(f"{out} holds runs of another budget ({header}); pass the same options or another --out")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch
@@ -284,6 +319,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     done = {(r["task"], r["seed"], r["lr"], r["method"]) for r in records}
     todo = [c for c in cells(budget) if c["task"] in args.tasks.split(",")]
+    if methods:
+        todo = [c for c in todo if c["method"].startswith(tuple(methods))]
+    if lrs:
+        todo = [c for c in todo if any(math.isclose(c["lr"], lr) for lr in lrs)]
     todo = [c for c in todo if (c["task"], c["seed"], c["lr"], c["method"]) not in done]
     start = time.perf_counter()
     with out.open("a") as fh:
