@@ -79,10 +79,6 @@ class DirectionReader:
             return None
         return [g is not None for g in grads]
 
-    def usable(self) -> bool:
-        """Whether this step's gradients can be read (dense); checked before each step, cheaply."""
-        return self.moved() is not None
-
     def read(self, moved: list[bool]) -> tuple[list[torch.Tensor], list[float]]:
         """After the step: (s_k, scale_k) for the tensors that moved, where the optimizer's step along s was
         Δθ_k = −scale_k·s_k (scale_k = the group's η, times Adam's bias-correction factor).
