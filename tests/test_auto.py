@@ -363,11 +363,16 @@ def test_train_refuses_to_overwrite_without_force_and_is_deterministic(tmp_path)
     assert runner.invoke(app, [*args, "--force"]).exit_code == 0 and out.read_bytes() == first
 
 
-def test_train_fits_the_evaluated_configuration_its_features_and_its_members(tmp_path):
-    """--kind pairwise fits the held-out evaluation's first pairwise entry: the transferable features only
-    (no family, kind or model one-hots), choosing among the members that cost one run."""
+def test_train_fits_the_evaluated_configuration_its_features_and_its_members(tmp_path, monkeypatch):
+    """--kind pairwise fits the held-out evaluation's first pairwise entry as evaluated: here one that reads
+    the transferable features only (no family, kind or model one-hots) and chooses among the members
+    that cost one run."""
+    from lrcontrol.select import evaluation
     from lrcontrol.select.features import IDENTITY_NAMES, TRANSFER_NAMES
+    from lrcontrol.select.selectors import PairwiseClassifier
 
+    entry = evaluation.Candidate(lambda: PairwiseClassifier(trees=4, max_depth=3), TRANSFER_NAMES, one_run=True)
+    monkeypatch.setattr(evaluation, "default_selectors", lambda: {"restricted": entry})
     runs, features = synthetic_meta(tmp_path)
     table = pd.read_parquet(runs)
     table.loc[table["member"] == "adamw", "cost"] = 1.5  # as if it ran an LR range test first

@@ -77,14 +77,15 @@ def default_selectors() -> dict[str, Candidate]:
     from lrcontrol.select.features import STATIC_NAMES, TRANSFER_NAMES
 
     return {
-        # the first entry of a kind is what `lrcontrol select train --kind <kind>` fits and auto() ships
-        "pairwise forest, one-run members, transferable features": Candidate(
-            lambda: PairwiseClassifier(trees=8, max_depth=4), tuple(TRANSFER_NAMES), one_run=True
-        ),
+        # the first entry of a kind is what `lrcontrol select train --kind <kind>` fits (and auto() ships)
         "k-nearest (k=5)": Candidate(lambda: KNearest(k=5)),
         "k-nearest (k=5), static features": Candidate(lambda: KNearest(k=5), tuple(STATIC_NAMES)),
         "pairwise forest": Candidate(lambda: PairwiseClassifier(trees=8, max_depth=4)),
         "pairwise forest, one-run members": Candidate(lambda: PairwiseClassifier(trees=8, max_depth=4), one_run=True),
+        # without the family/kind/model one-hots, which are constant on a held-out family
+        "pairwise forest, one-run members, transferable features": Candidate(
+            lambda: PairwiseClassifier(trees=8, max_depth=4), tuple(TRANSFER_NAMES), one_run=True
+        ),
         "regret regression": Candidate(lambda: RegretRegression(trees=16, max_depth=6)),
     }
 
