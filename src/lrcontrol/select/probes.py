@@ -239,7 +239,8 @@ def finder_probe(
 ) -> tuple[dict[str, float], int]:
     """The LR range test's curve, read as numbers (module docstring, 2.), and the gradient noise from
     the gradients of its first `shared_noise` steps (1.)."""
-    from lrcontrol.lr_range_test import _descent, find_lr
+    from lrcontrol.finder_curve import _descent
+    from lrcontrol.lr_range_test import find_lr
 
     moments = _Moments(params)
 
