@@ -144,3 +144,20 @@ def test_published_defaults_unit_step_two_sigma_and_no_guard():
     # the default clara keeps its own reference, plain step and guard
     _, ctl2 = lrcontrol.build(params, "sgd(lr=0.1) + clara()")
     assert ctl2.factors[-1].config["variant"] == "plain" and ctl2.factors[-1].config["guard"] is True
+
+
+def test_the_reference_of_a_run_does_not_depend_on_runs_before_it_at_another_lr():
+    """μ from the Monte-Carlo reference is cached per process; an earlier attach at another η must not
+    hand its (float32-rounded) estimate to a later one: each gets the bits it gets in a fresh process."""
+    from lrcontrol.control import clara_reference
+
+    def mu(lr: float) -> tuple[float, float]:
+        opt = torch.optim.Adam([torch.zeros(42, requires_grad=True)], lr=lr)
+        return monte_carlo_reference(opt, 0, [39, 3, 42], 0.2)[42]
+
+    clara_reference._CACHE.clear()
+    fresh = mu(1e-5)
+    clara_reference._CACHE.clear()
+    mu(1e-6)  # an earlier run of the same optimizer class and hyperparameters, at another η
+    assert mu(1e-5) == fresh
+    assert mu(1e-6) != fresh  # the rounding differs between the two η (what made the cache matter)

@@ -68,7 +68,10 @@ def momentum_reference_limit(c: float, beta: float) -> float:
     return c / (2.0 - c) * (1.0 + q) / (1.0 - q)
 
 
-_NOT_HYPER = ("params", "lr", "initial_lr")
+# The learning rate is part of the key: the reference optimizer runs at the live η, and although the
+# normalised directions do not depend on η in exact arithmetic, their float32 rounding does, so a μ
+# cached at another η would make a run's numbers depend on what ran before it in the process.
+_NOT_HYPER = ("params", "initial_lr")
 
 
 def _hyper_key(group: dict[str, Any]) -> tuple[Any, ...]:
