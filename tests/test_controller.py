@@ -306,3 +306,23 @@ def test_states_saved_by_lrcontrol_0_2_resume_bit_for_bit():
         lrs, params = _resume(spec, record, fresh_capture=True)
         assert lrs == record["lrs"], spec
         assert all(torch.equal(a, b) for a, b in zip(params, record["params"])), spec
+
+
+def test_the_readme_table_names_every_registered_method():
+    """README's "What is in the box" table lists every method the spec language knows, and no other name."""
+    import re
+    from pathlib import Path
+
+    from lrcontrol.registry import entries
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = readme.split("## What is in the box", 1)[1].split("\n\n", 2)[1]
+    named = set()
+    for line in table.splitlines():
+        names_cell = line.split("|")[2] if line.count("|") >= 3 else ""
+        # the names: backticked lower-case identifiers (`d="auto"`, torch's `ConstantLR` are not names)
+        named |= set(re.findall(r"`([a-z_0-9]+)`", names_cell))
+    assert named, "the table was not found"
+    known = {entry.name for entry in entries()}  # every method module imported, as `lrcontrol methods` does
+    assert known - named == set(), f"registered but not in README's table: {sorted(known - named)}"
+    assert named - known == set(), f"in README's table but not registered: {sorted(named - known)}"
