@@ -210,3 +210,38 @@ def test_append_and_members_refuse_bad_input_before_writing(built, tmp_path):
     unknown = CliRunner().invoke(app, [*base, "--members", "prodigi"])
     assert unknown.exit_code == 2 and "did you mean 'prodigy'" in unknown.output
     assert not out.exists()
+
+
+def test_another_generator_seed_appends_only_the_instances_not_yet_shipped(built, tmp_path, monkeypatch):
+    import lrcontrol.select.instances as instances_module
+
+    store, _ = built
+    # seed 0 draws the first instance, seed 1 both (the "Revisiting" ones repeat across seeds the same way)
+    monkeypatch.setattr(instances_module, "generate", lambda n, seed: TINY[: seed + 1])
+    monkeypatch.setattr("lrcontrol.select.portfolio.PORTFOLIO", TWO)
+    out = tmp_path / "out"
+    base = ["select", "build", "--export-only", "--store", str(store), "--out", str(out), "--json"]
+    first = CliRunner().invoke(app, [*base, "--seed", "0"])
+    assert first.exit_code == 0, first.output
+    shipped = read_runs(out / "runs.parquet")
+    assert set(shipped.instance) == {TINY[0].task} and len(shipped) == 3  # two members and the grid
+    added = CliRunner().invoke(app, [*base, "--seed", "1", "--append", "--new-instances"])
+    assert added.exit_code == 0, added.output
+    assert '"already_present": 1' in added.output and '"instances": 1' in added.output
+    assert '"added": 3' in added.output
+    now = read_runs(out / "runs.parquet")
+    assert len(now) == 6 and now.iloc[:3].reset_index(drop=True).equals(shipped)
+    assert set(now.iloc[3:].instance) == {TINY[1].task}
+    nothing_new = CliRunner().invoke(app, [*base, "--seed", "0", "--append", "--new-instances"])
+    assert nothing_new.exit_code == 2 and "already holds all 1 drawn instances" in nothing_new.output
+    assert read_runs(out / "runs.parquet").equals(now)
+
+
+def test_new_instances_needs_append(built, tmp_path):
+    store, _ = built
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app, ["select", "build", "--export-only", "--store", str(store), "--out", str(out), "--new-instances"]
+    )
+    assert result.exit_code == 2 and "give --append too" in result.output
+    assert not out.exists()

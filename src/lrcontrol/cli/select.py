@@ -67,6 +67,12 @@ def build_cmd(
         "--append",
         help="keep every row of the existing runs.parquet as it is; add the store's rows it lacks",
     ),
+    new_instances: bool = typer.Option(
+        False,
+        "--new-instances",
+        help="with --append: run and add only the drawn instances runs.parquet lacks (another --seed "
+        "enlarges the meta-dataset; instances it already holds, e.g. the 'Revisiting' ones, are skipped)",
+    ),
     as_json: bool = typer.Option(False, "--json", help="machine-readable summary"),
 ) -> None:
     """Build the meta-dataset: every portfolio member on every generated instance, the grid-tuned and
@@ -78,7 +84,9 @@ def build_cmd(
         lrcontrol select build --instances 200 --seed 0 --store results/meta.db --workers 2 --out metadata
 
     A member added to the portfolio later joins the shipped file without re-running the others:
-    `--members NAME --phases members,seeds --append` (metadata/README.md).
+    `--members NAME --phases members,seeds --append` (metadata/README.md). More instances join it
+    with another generator seed: `--seed 1 --append --new-instances` runs only the drawn instances the
+    file lacks.
     """
     from lrcontrol.cli.bench import _check_new_store_path
 
@@ -109,8 +117,20 @@ def build_cmd(
     chosen_members = {name: member_spec(name) for name in names}  # an unknown name fails here, naming the members
     if append and not (out / "runs.parquet").is_file():
         fail(f"--append: no {out / 'runs.parquet'} to append to; build it without --append first")
+    if new_instances and not append:
+        fail("--new-instances adds instances to an existing runs.parquet: give --append too")
     drawn = generate(instances, seed)
     summary: dict = {"instances": len(drawn), "members": len(chosen_members)}
+    if new_instances:
+        from lrcontrol.select.metadata import read_runs
+
+        present = set(read_runs(out / "runs.parquet")["instance"])
+        drawn = [i for i in drawn if i.task not in present]
+        summary.update(instances=len(drawn), already_present=summary["instances"] - len(drawn))
+        if not drawn:
+            fail(
+                f"--new-instances: {out / 'runs.parquet'} already holds all {summary['already_present']} drawn instances; draw with another --seed or more --instances"
+            )
     if not export_only:
         summary["phases"] = _run(drawn, store, workers, seeds, extra_seed, mfhpo, chosen, mfhpo_subset, chosen_members)
     rows = collect(store, drawn, chosen_members)
