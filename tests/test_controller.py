@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 
@@ -201,7 +202,7 @@ SPECS_0_3 = {
 }
 
 
-def _resume(spec, record, fresh_capture=False):
+def _resume(spec, record, fresh_capture=False, load_controller=True):
     """Resume `record` (a fixture's saved model, optimizer and controller) under `spec` for steps 12 … 29,
     as scripts/write_resume_states.py ran them; the LRs and the final parameters."""
     torch.manual_seed(1)
@@ -209,7 +210,10 @@ def _resume(spec, record, fresh_capture=False):
     opt, ctl = lrcontrol.build(model.parameters(), spec, total_steps=30)
     model.load_state_dict(record["saved"]["model"])
     opt.load_state_dict(record["saved"]["optimizer"])
-    ctl.load_state_dict(record["saved"]["controller"])
+    if load_controller:
+        ctl.load_state_dict(record["saved"]["controller"])
+    else:
+        ctl.step(epoch=12)  # the step count alone: what a resume that lost the controller's state would do
     for factor in ctl.factors:
         if fresh_capture and getattr(factor, "reader", None) is not None:
             # 0.2.0 read CLARA's step from the displacement; since 0.3 it reads the optimizer's own
@@ -227,17 +231,47 @@ def _resume(spec, record, fresh_capture=False):
     return lrs, list(model.parameters())
 
 
-def test_states_saved_by_lrcontrol_0_3_under_the_old_parameter_names_resume_bit_for_bit():
-    """The saved parameters are read under today's names: the floors bind in these runs, so a floor that
-    were lost on loading would change the LRs."""
+#: The fixtures' continuations were computed on the CPU that wrote them. PyTorch's float kernels are
+#: chosen per CPU (AVX2, AVX-512, vendor): on another machine the same run differs by a few ulps (measured
+#: on an AMD EPYC with AVX-512: parameters 6e-8 … 4e-7 apart after the 18 steps, the LRs of the loss-driven
+#: rules up to a few 1e-7 relative). Bit-for-bit resume on one machine is tested elsewhere (test_state_resume.py, …);
+#: here the continuation must match to RESUME_RTOL, which `_assert_tolerance_detects_a_lost_state` shows
+#: is far below what a state lost on loading changes.
+RESUME_RTOL = 1e-5
+
+
+def _close_lrs(a, b) -> bool:
+    return len(a) == len(b) and all(
+        len(x) == len(y) and all(math.isclose(u, v, rel_tol=RESUME_RTOL, abs_tol=1e-12) for u, v in zip(x, y))
+        for x, y in zip(a, b)
+    )
+
+
+def _assert_resumes(spec, record, label, fresh_capture=False):
+    lrs, params = _resume(spec, record, fresh_capture=fresh_capture)
+    assert _close_lrs(lrs, record["lrs"]), label
+    for a, b in zip(params, record["params"]):
+        torch.testing.assert_close(a.detach(), b.detach(), rtol=RESUME_RTOL, atol=1e-6, msg=label)
+    # the tolerance can fail: for a rule with state beyond the step count (reactive, online), the same
+    # continuation without the controller's state leaves it
+    if any(
+        f.kind in ("reactive", "online")
+        for f in lrcontrol.build([torch.nn.Parameter(torch.zeros(1))], spec, total_steps=30)[1].factors
+    ):
+        lost, _ = _resume(spec, record, fresh_capture=fresh_capture, load_controller=False)
+        assert not _close_lrs(lost, record["lrs"]), label
+
+
+def test_states_saved_by_lrcontrol_0_3_under_the_old_parameter_names_resume():
+    """The saved parameters are read under today's names (loading refuses a state whose settings differ
+    from the controller's, so a floor lost on loading fails it), and the run continues as 0.3 continued it:
+    the floors bind in these runs, so a floor that were lost would change the LRs."""
     from pathlib import Path
 
     saved = torch.load(Path(__file__).parent / "data" / "states-0.3.0.pt", weights_only=True)
     assert sorted(saved) == sorted(SPECS_0_3)
     for old, record in saved.items():
-        lrs, params = _resume(SPECS_0_3[old], record)
-        assert lrs == record["lrs"], old
-        assert all(torch.equal(a, b) for a, b in zip(params, record["params"])), old
+        _assert_resumes(SPECS_0_3[old], record, old)
 
 
 @pytest.mark.parametrize(
@@ -295,17 +329,16 @@ def test_a_spec_with_a_renamed_parameter_names_the_new_name(spec, message):
         lrcontrol.registry.lookup(spec.split(" + ")[-1].split("(")[0]).factory(**{message.split("'")[1]: 0.5})
 
 
-def test_states_saved_by_lrcontrol_0_2_resume_bit_for_bit():
+def test_states_saved_by_lrcontrol_0_2_resume():
     """tests/data/states-0.2.0.pt: mid-run states written by lrcontrol 0.2.0 (the guard's fields inline,
-    the bold driver's snapshot as an optimizer state_dict), with the LRs and parameters 0.2.0 went on to."""
+    the bold driver's snapshot as an optimizer state_dict), with the LRs and parameters 0.2.0 went on to
+    (to RESUME_RTOL: the fixture was written on another CPU)."""
     from pathlib import Path
 
     saved = torch.load(Path(__file__).parent / "data" / "states-0.2.0.pt", weights_only=True)
     assert len(saved) == 7
     for spec, record in saved.items():
-        lrs, params = _resume(spec, record, fresh_capture=True)
-        assert lrs == record["lrs"], spec
-        assert all(torch.equal(a, b) for a, b in zip(params, record["params"])), spec
+        _assert_resumes(spec, record, spec, fresh_capture=True)
 
 
 def test_the_readme_table_names_every_registered_method():
