@@ -91,3 +91,106 @@ def test_the_direction_read_is_the_step_taken(spec):
         for d, s, b, p in zip(dirs, scales, before, params):
             torch.testing.assert_close(s * d, b - p.detach(), rtol=1e-12, atol=1e-14)
         ctl.step(1.0)
+
+
+def _function_modes() -> int:
+    return torch._C._len_torch_function_stack()
+
+
+def _large_model(dtype=torch.float32):
+    torch.manual_seed(3)
+    return [
+        torch.nn.Parameter(torch.randn(600, 500, dtype=dtype)),
+        torch.nn.Parameter(torch.randn(500, 600, dtype=dtype)),
+        torch.nn.Parameter(torch.randn(10, dtype=dtype)),
+    ]
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"foreach": True}, {"foreach": False}, {"foreach": True, "amsgrad": True}, {"weight_decay": 0.1}]
+)
+def test_adam_update_is_recorded_and_is_the_step_taken(kwargs, monkeypatch):
+    """On a large model Adam's direction is the quotient its own update used (never recomputed from v):
+    in float64 it equals the displacement, and the computing path is not called."""
+    params = _large_model(torch.float64)
+    opt = torch.optim.AdamW(params, lr=0.01, **kwargs)
+    ctl = lrcontrol.control(opt, "clara(d=0.01, guard=False)")
+    reader = ctl.factors[-1].reader
+    assert reader._recorder is not None
+
+    def computed(*args):
+        raise AssertionError("Adam's direction was recomputed")
+
+    monkeypatch.setattr(DirectionReader, "_read_adam", computed)
+    for _ in range(4):
+        for p in params:
+            p.grad = torch.randn_like(p)
+        before = [p.detach().clone() for p in params]
+        opt.step()
+        dirs, scales = reader.read([True] * len(params))
+        decay = opt.param_groups[0]["lr"] * opt.param_groups[0]["weight_decay"]
+        for d, s, b, p in zip(dirs, scales, before, params):
+            # AdamW's decoupled decay η·λ·θ is part of the step taken, not of the direction
+            torch.testing.assert_close(s * d, b * (1 - decay) - p.detach(), rtol=1e-12, atol=1e-14)
+        ctl.step(1.0)
+        assert _function_modes() == 0
+
+
+def test_recorded_and_computed_directions_agree_in_float32():
+    params = _large_model()
+    opt = torch.optim.Adam(params, lr=1e-3)
+    ctl = lrcontrol.control(opt, "clara(d=0.01)")
+    reader = ctl.factors[-1].reader
+    for p in params:
+        p.grad = torch.randn_like(p)
+    opt.step()
+    recorded, recorded_scales = reader.read([True] * 3)
+    recorded = [d.clone() for d in recorded]
+    computed, computed_scales = reader._read_adam([True] * 3)
+    for a, sa, b, sb in zip(recorded, recorded_scales, computed, computed_scales):
+        a, b = a.double(), b.double()
+        assert float((a / a.norm() - b / b.norm()).norm()) < 1e-6  # float32 rounding of one quotient
+        torch.testing.assert_close(sa * a, sb * b, rtol=1e-5, atol=1e-9)
+
+
+def test_small_models_and_the_fused_adam_compute_the_direction():
+    small = [torch.nn.Parameter(torch.randn(30, 20))]
+    _, ctl = lrcontrol.build(small, "adam(lr=0.01) + clara(d=0.01)")
+    assert ctl.factors[-1].reader._recorder is None  # the mode's cost would exceed the pass it saves
+    params = _large_model()
+    opt = torch.optim.Adam(params, lr=0.01, fused=True)  # one kernel: nothing to record
+    ctl = lrcontrol.control(opt, "clara(d=0.01)")
+    for p in params:
+        p.grad = torch.randn_like(p)
+    opt.step()
+    ctl.step(1.0)
+    assert ctl.factors[-1].adapted_steps == 1
+    assert _function_modes() == 0
+
+
+def test_a_step_that_raises_between_the_hooks_leaves_no_recorder_behind():
+    params = _large_model()
+    opt = torch.optim.Adam(params, lr=0.01)
+    ctl = lrcontrol.control(opt, "clara(d=0.01)")
+    fail = [True]
+
+    def failing_hook(optimizer, args, kwargs):
+        if fail[0]:
+            raise RuntimeError("a later pre-hook failed")
+
+    opt.register_step_pre_hook(failing_hook)  # runs after the controller's: the recorder is entered
+    for p in params:
+        p.grad = torch.randn_like(p)
+    with pytest.raises(RuntimeError):
+        opt.step()
+    assert _function_modes() == 1
+    fail[0] = False
+    opt.step()  # the next step ends it
+    ctl.step(1.0)
+    assert _function_modes() == 0
+    assert ctl.factors[-1].adapted_steps == 1
+    with pytest.raises(RuntimeError):
+        fail[0] = True
+        opt.step()
+    ctl.close()  # and so does closing the controller
+    assert _function_modes() == 0

@@ -129,6 +129,9 @@ class Factor:
     def on_post_step(self, optimizer: torch.optim.Optimizer) -> None:
         pass
 
+    def on_close(self) -> None:
+        """The controller is closing (its hooks removed): release what the factor holds on the optimizer."""
+
     def observables(self) -> dict[str, Any]:
         """Extra values worth logging (e.g. CLARA's path ratio); plain numbers or lists."""
         return {}

@@ -153,6 +153,8 @@ class LRController(StepAccounting, LRScheduler):
         for h in self._handles:
             h.remove()
         self._handles = []
+        for f in self.factors:
+            f.on_close()
 
     # -- the per-step calls ----------------------------------------------------------------------
     def step(self, loss: float | torch.Tensor | None = None, epoch: int | None = None) -> None:

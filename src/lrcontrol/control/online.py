@@ -160,6 +160,7 @@ class OnlineFactor(Factor):
         # the optimizer moves the tensors with a gradient and skips the others
         self._moved = None if self.reader is None else self.reader.moved()
         if self._moved is not None:
+            self.reader.begin()
             return
         with torch.no_grad():
             if self._before is None:
@@ -168,6 +169,8 @@ class OnlineFactor(Factor):
                 torch._foreach_copy_(self._before, self.tensors)
 
     def on_post_step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.reader is not None:
+            self.reader.end()
         self.after_step(optimizer)
         if self._outcome is _BAD:
             return
@@ -191,6 +194,10 @@ class OnlineFactor(Factor):
                 return
             self.transform_step(step, norms)
         self._outcome = (step, norms)
+
+    def on_close(self) -> None:
+        if self.reader is not None:  # a step that raised between the hooks left the recorder entered
+            self.reader.end()
 
     def before_step(self, optimizer: torch.optim.Optimizer) -> bool:
         """For rules that adapt before the step, from the gradient: adapt; False if it was non-finite."""
