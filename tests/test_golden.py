@@ -9,7 +9,8 @@ bit for bit (same seed, same result on CPU).
 
 Bit for bit holds on one CPU, not across CPUs: PyTorch picks its float kernels by the instruction set and
 vendor, so the same run differs by a few ulps elsewhere (on an AMD EPYC with AVX-512 the smoke suite's
-numbers were up to 4.2e-6 relative from the golden file, written on an Intel Xeon). For each further CPU,
+numbers were up to 4.2e-6 relative from the golden file, written on a machine whose CPU was not recorded).
+For each further CPU,
 tests/golden/cpu/<vendor>-<capability>.csv.gz holds the same export written by the same 0.2.0 code on
 that CPU, and a run there must equal it bit for bit:
 
