@@ -88,7 +88,7 @@ def build_cmd(
     with another generator seed: `--seed 1 --append --new-instances` runs only the drawn instances the
     file lacks.
     """
-    from lrcontrol.cli.bench import _check_new_store_path
+    from lrcontrol.cli.bench_checks import _check_new_store_path
 
     for value, name in ((instances, "--instances"), (workers, "--workers"), (seeds, "--seeds")):
         if value < 1:

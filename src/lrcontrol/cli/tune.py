@@ -47,7 +47,7 @@ def tune_cmd(
     """
     import torch
 
-    from lrcontrol.cli.bench import _check_new_store_path
+    from lrcontrol.cli.bench_checks import _check_new_store_path
     from lrcontrol.tasks import get_task
     from lrcontrol.tune import check_settings, tune
 

@@ -48,7 +48,7 @@ def build_report(
 
 def figure(data: ReportData, kind: str):
     """The matplotlib Figure of one kind (see KINDS) for loaded report data."""
-    from lrcontrol.report import figures
+    from lrcontrol.report import figures, summary_figures
 
     require_runs(data)
     if kind == "lr":
@@ -58,11 +58,11 @@ def figure(data: ReportData, kind: str):
     if kind == "sensitivity":
         return figures.sensitivity_grid(data)
     if kind == "profile":
-        return figures.performance_profiles(data)
+        return summary_figures.performance_profiles(data)
     if kind == "heatmap":
-        return figures.rank_heatmap(data)
+        return summary_figures.rank_heatmap(data)
     if kind == "cost":
-        return figures.cost_quality(data)
+        return summary_figures.cost_quality(data)
     raise LRControlError(f"unknown --kind {kind!r}; choose one of {', '.join(KINDS)}")
 
 

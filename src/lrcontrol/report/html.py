@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from lrcontrol.report import figures
+from lrcontrol.report import figures, summary_figures
 from lrcontrol.report.data import ReportData
 
 #: progress callback: (steps done, steps in all, what is being drawn)
@@ -168,10 +168,10 @@ def sensitivity_section(ctx: Context) -> Section:
 def across_section(ctx: Context) -> Section:
     parts, count = [], 0
     drawers = [
-        ("profiles", "Performance profiles", figures.performance_profiles),
-        ("heatmap", "Rank per task", figures.rank_heatmap),
-        ("regret", "Normalised regret", figures.regret_distributions),
-        ("cost", "Quality against compute", figures.cost_quality),
+        ("profiles", "Performance profiles", summary_figures.performance_profiles),
+        ("heatmap", "Rank per task", summary_figures.rank_heatmap),
+        ("regret", "Normalised regret", summary_figures.regret_distributions),
+        ("cost", "Quality against compute", summary_figures.cost_quality),
     ]
     if ctx.data.all_diverged:
         ctx.done += len(drawers) - 1
