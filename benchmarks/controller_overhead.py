@@ -16,10 +16,13 @@ One command, everything measured side by side in one process:
    (`fmnist-cnn`) and the character transformer (2 layers of width 64, context 64, Shakespeare's
    84-character vocabulary) at batch 16 (`shakespeare-transformer`).
 
-Beside the controllers run two reference variants that are not controllers: "floor:copy" (a copy of
-the parameters before each step, the least work that can read the step actually taken) and
-"floor:capture" (copy, difference, per-tensor norms: the capture every online controller shares).
-They show how much of a controller's cost any exact step-reading method must pay on this machine.
+Beside the controllers run three reference variants that are not controllers: "floor:copy" (a copy of
+the parameters before each step, the least work that can read the step actually taken),
+"floor:capture" (copy, difference, per-tensor norms: the capture every online controller shares) and
+"floor:direction" (CLARA's tensor work on AdamW's exact direction — three passes for m/(√v + ε), the
+norms, the path's lerp and its norms — with no Python logic around it). They show how much of a
+controller's cost any exact step-reading method, and any exact-direction CLARA in eager PyTorch, must
+pay on this machine.
 
 Variants are interleaved repeat by repeat (so drifts in machine load hit them alike); each repeat
 times a block of steps; the table reports the median time per step and its ratio to the bare
@@ -78,11 +81,31 @@ def online_specs() -> list[tuple[str, str]]:
 #: optimizer actually took must do. "floor:copy" copies θ before each step (nothing can compute
 #: Δθ = θ_after − θ_before with less); "floor:capture" is the whole capture the online controllers share
 #: (copy before, difference after, one norm per tensor, one host sync) and nothing else.
-FLOORS = {"floor:copy": "<copy>", "floor:capture": "<capture>"}
+#: "floor:direction" is the tensor work of CLARA reading AdamW's exact direction, with no Python logic
+#: around it: s = m/(√v + ε) (three foreach passes), ‖s‖ per tensor, p ← lerp(p, s, c), ‖p‖ per tensor,
+#: two host syncs — what any exact-direction CLARA in eager PyTorch pays on these tensors.
+FLOORS = {"floor:copy": "<copy>", "floor:capture": "<capture>", "floor:direction": "<direction>"}
 
 
 def attach_floor(optimizer: torch.optim.Optimizer, what: str) -> None:
     params = [p for group in optimizer.param_groups for p in group["params"]]
+    if what == "<direction>":
+        paths = [torch.zeros_like(p) for p in params]
+
+        def direction(opt, args, kwargs):
+            with torch.no_grad():
+                states = [opt.state[p] for p in params]
+                beta2, eps = opt.param_groups[0]["betas"][1], opt.param_groups[0]["eps"]
+                denominators = torch._foreach_sqrt([st["exp_avg_sq"] for st in states])
+                # m̂/(√v̂ + ε) ∝ m/(√v + ε·√(1 − β₂ᵗ)), as CLARA computes it
+                torch._foreach_add_(denominators, [eps * (1 - beta2 ** float(st["step"])) ** 0.5 for st in states])
+                steps = torch._foreach_div([st["exp_avg"] for st in states], denominators)
+                torch.stack(torch._foreach_norm(steps)).tolist()
+                torch._foreach_lerp_(paths, steps, 0.2)
+                torch.stack(torch._foreach_norm(paths)).tolist()
+
+        optimizer.register_step_post_hook(direction)
+        return
     before = [p.detach().clone() for p in params]
 
     def pre(opt, args, kwargs):

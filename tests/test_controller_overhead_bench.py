@@ -1,0 +1,68 @@
+"""benchmarks/controller_overhead.py's reference floors: each runs on a real optimizer step, and
+floor:direction does the tensor work of CLARA's exact Adam direction (its path is CLARA's after a step)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import torch
+
+import lrcontrol
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("controller_overhead", ROOT / "benchmarks" / "controller_overhead.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_floor_runs_on_an_adamw_step():
+    bench = _bench()
+    for what in bench.FLOORS.values():
+        torch.manual_seed(0)
+        model = bench.mlp([8, 16, 4])
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, foreach=True)
+        bench.attach_floor(optimizer, what)
+        for _ in range(2):
+            for p in model.parameters():
+                p.grad = torch.randn_like(p)
+            optimizer.step()
+
+
+def test_floor_direction_reads_the_direction_clara_reads():
+    """After one step the floor's path is c·s (c = 0.2, p₀ = 0) with s AdamW's direction unnormalised:
+    normalised, it is CLARA's path ŝ after its first step."""
+    bench = _bench()
+    torch.manual_seed(0)
+    model = bench.mlp([8, 16, 4])
+    twin = bench.mlp([8, 16, 4])
+    twin.load_state_dict(model.state_dict())
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, foreach=True)
+    paths: list[torch.Tensor] = []
+    original = bench.torch._foreach_lerp_
+
+    def spy(tensors, others, weight):
+        original(tensors, others, weight)
+        paths[:] = tensors
+
+    bench.torch._foreach_lerp_ = spy
+    try:
+        bench.attach_floor(optimizer, "<direction>")
+        grads = [torch.randn_like(p) for p in model.parameters()]
+        for p, g in zip(model.parameters(), grads):
+            p.grad = g.clone()
+        optimizer.step()
+    finally:
+        bench.torch._foreach_lerp_ = original
+    other = torch.optim.AdamW(twin.parameters(), lr=1e-3, foreach=True)
+    controller = lrcontrol.control(other, "clara(d=0.01)")
+    for p, g in zip(twin.parameters(), grads):
+        p.grad = g.clone()
+    other.step()
+    controller.step(1.0)
+    for floor_path, clara_path in zip(paths, controller.factors[-1].paths):
+        torch.testing.assert_close(floor_path / floor_path.norm(), clara_path / clara_path.norm(), rtol=1e-5, atol=1e-7)
