@@ -54,6 +54,7 @@ from collections.abc import Callable
 import torch
 
 import lrcontrol
+from lrcontrol.control.direction import LARGE_TENSOR
 from lrcontrol.errors import LRControlError
 from lrcontrol.registry import entries
 
@@ -92,14 +93,28 @@ def attach_floor(optimizer: torch.optim.Optimizer, what: str) -> None:
     if what == "<direction>":
         paths = [torch.zeros_like(p) for p in params]
 
+        # as CLARA does: the large tensors' directions in buffers kept across steps (allocating them every
+        # step costs page faults), the small ones by three foreach calls together
+        large = [k for k, p in enumerate(params) if p.numel() >= LARGE_TENSOR]
+        small = [k for k, p in enumerate(params) if p.numel() < LARGE_TENSOR]
+        buffers = {k: torch.empty_like(params[k]) for k in large}
+
         def direction(opt, args, kwargs):
             with torch.no_grad():
                 states = [opt.state[p] for p in params]
                 beta2, eps = opt.param_groups[0]["betas"][1], opt.param_groups[0]["eps"]
-                denominators = torch._foreach_sqrt([st["exp_avg_sq"] for st in states])
                 # m̂/(√v̂ + ε) ∝ m/(√v + ε·√(1 − β₂ᵗ)), as CLARA computes it
-                torch._foreach_add_(denominators, [eps * (1 - beta2 ** float(st["step"])) ** 0.5 for st in states])
-                steps = torch._foreach_div([st["exp_avg"] for st in states], denominators)
+                epsilons = [eps * (1 - beta2 ** float(st["step"])) ** 0.5 for st in states]
+                steps: list[torch.Tensor] = [torch.empty(0)] * len(params)
+                for k in large:
+                    torch.sqrt(states[k]["exp_avg_sq"], out=buffers[k])
+                    buffers[k].add_(epsilons[k])
+                    steps[k] = torch.div(states[k]["exp_avg"], buffers[k], out=buffers[k])
+                if small:
+                    denominators = torch._foreach_sqrt([states[k]["exp_avg_sq"] for k in small])
+                    torch._foreach_add_(denominators, [epsilons[k] for k in small])
+                    for k, s in zip(small, torch._foreach_div([states[k]["exp_avg"] for k in small], denominators)):
+                        steps[k] = s
                 torch.stack(torch._foreach_norm(steps)).tolist()
                 torch._foreach_lerp_(paths, steps, 0.2)
                 torch.stack(torch._foreach_norm(paths)).tolist()

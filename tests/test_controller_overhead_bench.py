@@ -1,5 +1,6 @@
 """benchmarks/controller_overhead.py's reference floors: each runs on a real optimizer step, and
-floor:direction does the tensor work of CLARA's exact Adam direction (its path is CLARA's after a step)."""
+floor:direction does the tensor work of CLARA's exact Adam direction (its path is CLARA's after a step; the
+model has a tensor above LARGE_TENSOR, read into a kept buffer, and small ones, read by foreach calls)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def test_every_floor_runs_on_an_adamw_step():
     bench = _bench()
     for what in bench.FLOORS.values():
         torch.manual_seed(0)
-        model = bench.mlp([8, 16, 4])
+        model = bench.mlp([256, 160, 4])
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, foreach=True)
         bench.attach_floor(optimizer, what)
         for _ in range(2):
@@ -38,8 +39,8 @@ def test_floor_direction_reads_the_direction_clara_reads():
     normalised, it is CLARA's path ŝ after its first step."""
     bench = _bench()
     torch.manual_seed(0)
-    model = bench.mlp([8, 16, 4])
-    twin = bench.mlp([8, 16, 4])
+    model = bench.mlp([256, 160, 4])
+    twin = bench.mlp([256, 160, 4])
     twin.load_state_dict(model.state_dict())
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, foreach=True)
     paths: list[torch.Tensor] = []
