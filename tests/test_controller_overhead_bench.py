@@ -66,4 +66,5 @@ def test_floor_direction_reads_the_direction_clara_reads():
     other.step()
     controller.step(1.0)
     for floor_path, clara_path in zip(paths, controller.factors[-1].paths):
-        torch.testing.assert_close(floor_path / floor_path.norm(), clara_path / clara_path.norm(), rtol=1e-5, atol=1e-7)
+        a, b = floor_path.double(), clara_path.double()  # float64 norms: a float32 norm of 40 960 terms is off by ~1e-5
+        assert float((a / a.norm() - b / b.norm()).norm()) < 1e-6
