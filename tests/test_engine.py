@@ -11,6 +11,7 @@ import torch
 from lrcontrol.bench import engine
 from lrcontrol.bench.engine import Trajectory, run
 from lrcontrol.errors import LRControlError
+from lrcontrol.spec import canonical
 from lrcontrol.tasks import get_task
 
 # Noisy: the batch stream (fresh input noise each step) comes from the run's generator, so a resume
@@ -111,6 +112,21 @@ def test_a_run_killed_mid_run_resumes_from_its_checkpoint_to_the_uninterrupted_r
     assert torch.load(checkpoint, weights_only=False)["steps"] == 30
     resumed = run(get_task(NOISY, "smoke"), spec, 0, 50, checkpoint=checkpoint, checkpoint_seconds=0)
     same(resumed, run(get_task(NOISY, "smoke"), spec, 0, 50))
+
+
+def test_a_run_resumed_twice_resumes_from_its_second_checkpoint(tmp_path):
+    """A resumed run's own checkpoints name its spec (they once recorded 'wall_time', a loop variable's
+    last value, so a second resume — a third rung of a tune or a race, a second crash — set the checkpoint
+    aside as another run's and trained from scratch)."""
+    spec = "adam(lr=0.05) + warmup(5) + cosine()"
+    checkpoint = tmp_path / "run.pt"
+    task = get_task(NOISY, "smoke")
+    run(task, spec, 0, 10, horizon=30, checkpoint=checkpoint, checkpoint_seconds=0)
+    run(task, spec, 0, 20, horizon=30, checkpoint=checkpoint, checkpoint_seconds=0)
+    assert torch.load(checkpoint, weights_only=True)["spec"] == canonical(spec)
+    third = run(task, spec, 0, 30, horizon=30, checkpoint=checkpoint, checkpoint_seconds=0)
+    assert not (tmp_path / "run.pt.rejected").exists()
+    same(third, run(task, spec, 0, 30))
 
 
 def test_a_kill_while_writing_a_checkpoint_leaves_the_previous_one_intact(tmp_path):

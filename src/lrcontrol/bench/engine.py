@@ -262,8 +262,9 @@ def _run(
         keep = [i for i, s in enumerate(previous.eval_steps) if s % task.eval_every == 0]
         trajectory.eval_steps = [previous.eval_steps[i] for i in keep]
         trajectory.val = [previous.val[i] for i in keep]
-        for name in ("train_steps", "train_loss", "lrs", "effective_lrs", "initial_loss", "steps", "wall_time"):
-            setattr(trajectory, name, getattr(previous, name))
+        # (not `name`: the checkpoints written from here on record the run's spec under that name)
+        for field in ("train_steps", "train_loss", "lrs", "effective_lrs", "initial_loss", "steps", "wall_time"):
+            setattr(trajectory, field, getattr(previous, field))
         trajectory.rethin(trajectory.stride)
     start = trajectory.steps
     wall_offset = trajectory.wall_time
