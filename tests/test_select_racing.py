@@ -58,6 +58,25 @@ def test_simulated_race_finds_the_best_member_and_skips_the_diverging_one():
         assert result.loss == pytest.approx(rows["final_metric"].min())
 
 
+def test_a_race_where_every_run_diverged_before_its_first_evaluation_is_judged_at_the_end():
+    """Every member diverged within a few steps (beale-noisy2 in the meta-dataset): the stored curves hold
+    only step 0, so no rung can cut early; the race runs two to the end and, all failed, keeps the first."""
+    rows = pd.DataFrame(
+        {
+            "member": ["a", "b", "c"],
+            "diverged": [True] * 3,
+            "final_metric": [math.nan] * 3,
+            "higher_is_better": [False] * 3,
+            "cost": [0.013, 0.013, 0.027],
+            "eval_frac": [[0.0]] * 3,
+            "eval_values": [[871.1]] * 3,
+        }
+    )
+    result = simulate(rows, ["b", "a", "c"])
+    assert result.winner == "b" and result.diverged and result.loss == math.inf
+    assert [r["frac"] for r in result.rungs] == [1.0, 1.0] and result.cost <= 2.0
+
+
 def as_meta_row(member: str, spec: str, trajectory, task) -> dict:
     """A meta-dataset row of a full run, as the meta-dataset records it."""
     metric = task.metric

@@ -133,8 +133,12 @@ def _eliminate(scores: Mapping[str, float], order: Sequence[str], keep: int) -> 
 
 
 def _snap(grid: np.ndarray, frac: float) -> float:
-    """The rung on the evaluation grid: the last evaluation at or before `frac` (the first if none)."""
+    """The rung on the evaluation grid: the last evaluation at or before `frac` (the first if none). A
+    grid without an evaluation after step 0 (every run diverged before its first one) has nowhere to cut
+    but the end, where the final metric judges."""
     positive = grid[grid > 0]
+    if not positive.size:
+        return 1.0
     below = positive[positive <= frac + 1e-9]
     return float(below.max() if below.size else positive.min())
 
