@@ -49,7 +49,7 @@ def shipped_candidate():
 def gap_interval(per_instance, entry: str, level: float = 0.9, draws: int = 2000, seed: int = 0) -> tuple[float, float]:
     """A paired bootstrap interval of `entry`'s gap closed: the held-out instances resampled with
     replacement, the SBS's, the entry's and the VBS's mean regret recomputed on each resample (the
-    instances are the unit of noise: 200 of them cannot resolve small differences)."""
+    instances are the unit of noise: a few hundred of them cannot resolve small differences)."""
     import numpy as np
 
     from lrcontrol.select.evaluation import SBS, VBS

@@ -128,15 +128,24 @@ def test_the_cli_refuses_bad_input_before_running_anything(tmp_path):
     assert not (tmp_path / "p.json").exists()
 
 
-def test_the_shipped_policy_records_the_shipped_meta_dataset_it_was_trained_on():
-    import hashlib
+def test_the_shipped_policy_records_the_meta_dataset_it_was_trained_on_the_first_rows_of_the_shipped_one():
+    """The policy was trained on the 5 600-row meta-dataset of generate(200, seed=0); the instances of
+    generate(200, seed=1) were appended to it later (metadata/README.md), every earlier row kept as it was.
+    Its training instances are drawn again from those first rows by the documented command's settings."""
     from pathlib import Path
 
-    runs = Path(__file__).resolve().parents[1] / "metadata" / "runs.parquet"
+    root = Path(__file__).resolve().parents[1]
+    runs = pd.read_parquet(root / "metadata" / "runs.parquet")
     trained = load_policy("default")["trained"]
-    assert trained["meta_dataset"]["sha256"] == hashlib.sha256(runs.read_bytes()).hexdigest()
-    assert trained["meta_dataset"]["rows"] == len(pd.read_parquet(runs, columns=["instance"]))
-    assert trained["settings"]["held_out_families"] == ["image", "language"] and trained["settings"]["seed"] == 0
+    recorded = trained["meta_dataset"]
+    assert recorded["rows"] == 5600 < len(runs)
+    assert f"SHA-256 `{recorded['sha256']}`" in (root / "metadata" / "README.md").read_text()
+    settings = trained["settings"]
+    assert settings["held_out_families"] == ["image", "language"] and settings["seed"] == 0
+    first = runs.iloc[: recorded["rows"]]
+    assert first.instance.nunique() == 200 and not set(first.instance) & set(runs.iloc[recorded["rows"] :].instance)
+    pool = learn.training_pool(first, settings["held_out_families"], 40, settings["seed"], max_seconds=0.6)
+    assert pool == settings["instances"]
 
 
 def test_a_policy_with_the_lr_level_feature_trains_with_nine_weights(anchors):

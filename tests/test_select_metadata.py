@@ -158,14 +158,27 @@ def test_the_shipped_meta_dataset_matches_the_generator_and_the_portfolio():
     from lrcontrol.select.instances import generate
 
     runs = read_runs(REPO / "metadata" / "runs.parquet")
-    instances = generate(200, seed=0)
-    assert set(runs.instance) == {i.task for i in instances}
+    from lrcontrol.tasks import get_task
+
+    # generate(200, seed=0), then the instances of generate(200, seed=1) not already in it, appended, but
+    # for the two whose 2-step budget affords no MF-HPO baseline (SMAC-MF's smallest fidelity × η = 3 steps)
+    first_draw = [i.task for i in generate(200, seed=0)]
+    second_draw = [i.task for i in generate(200, seed=1) if i.task not in set(first_draw)]
+    too_short = [t for t in second_draw if get_task(t).budget < 3]
+    assert len(second_draw) == 182 and len(too_short) == 2
+    assert list(runs.instance.drop_duplicates()) == first_draw + [t for t in second_draw if t not in too_short]
     assert set(runs.member) == set(PORTFOLIO) | {baselines.GRID_NAME, baselines.MFHPO_NAME}
-    first = runs[(runs.seed == 0) & runs.member.isin(list(PORTFOLIO))]
-    assert (first.groupby("instance").member.nunique() == len(PORTFOLIO)).all()
+    members = runs[runs.member.isin(list(PORTFOLIO))]
+    for seed in (0, 1):  # every member on every instance, on both seeds
+        on = members[members.seed == seed]
+        assert len(on) == len(PORTFOLIO) * runs.instance.nunique()
+        assert (on.groupby("instance").member.nunique() == len(PORTFOLIO)).all()
     for name, spec in PORTFOLIO.items():
         assert set(runs[runs.member == name].spec) == {spec}
-    assert (runs[runs.member == baselines.GRID_NAME].groupby("instance").size() == 1).all()
+    for baseline in (baselines.GRID_NAME, baselines.MFHPO_NAME):  # one seed-0 row per instance
+        rows = runs[runs.member == baseline]
+        assert set(rows.seed) == {0} and (rows.groupby("instance").size() == 1).all()
+        assert rows.instance.nunique() == runs.instance.nunique()
     assert runs.trace_lr.map(len).max() <= TRACE_POINTS
 
 

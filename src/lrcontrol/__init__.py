@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.5.1"
+__version__ = "0.5.2"
 
 #: public name -> the module that defines it
 _PUBLIC = {
