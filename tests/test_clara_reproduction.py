@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
+import benchmark_scripts
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def repro():
-    spec = importlib.util.spec_from_file_location("clara_reproduction", ROOT / "benchmarks" / "clara_reproduction.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["clara_reproduction"] = module
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_scripts.load("clara_reproduction")
 
 
 def test_cells_cover_the_protocol(repro):

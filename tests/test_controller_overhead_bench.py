@@ -4,21 +4,14 @@ model has a tensor above LARGE_TENSOR, read into a kept buffer, and small ones, 
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
+import benchmark_scripts
 import torch
 
 import lrcontrol
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("controller_overhead", ROOT / "benchmarks" / "controller_overhead.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_scripts.load("controller_overhead")
 
 
 def test_every_floor_runs_on_an_adamw_step():

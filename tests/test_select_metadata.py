@@ -192,14 +192,20 @@ def test_the_docs_example_runs(monkeypatch, capsys):
     assert "rastrigin" in capsys.readouterr().out
 
 
-def test_a_member_added_later_is_appended_without_touching_the_rows_already_shipped(built, tmp_path, monkeypatch):
+def _export_command(built, tmp_path, monkeypatch, draw):
+    """`select build --export-only` of the built store into tmp_path/out, over the instances `draw(n, seed)`
+    gives and the two members: (the output folder, the command's arguments)."""
     import lrcontrol.select.instances as instances_module
 
     store, _ = built
-    monkeypatch.setattr(instances_module, "generate", lambda n, seed: TINY)
+    monkeypatch.setattr(instances_module, "generate", draw)
     monkeypatch.setattr("lrcontrol.select.portfolio.PORTFOLIO", TWO)
     out = tmp_path / "out"
-    base = ["select", "build", "--export-only", "--store", str(store), "--out", str(out), "--json"]
+    return out, ["select", "build", "--export-only", "--store", str(store), "--out", str(out), "--json"]
+
+
+def test_a_member_added_later_is_appended_without_touching_the_rows_already_shipped(built, tmp_path, monkeypatch):
+    out, base = _export_command(built, tmp_path, monkeypatch, lambda n, seed: TINY)
     first = CliRunner().invoke(app, [*base, "--members", "adamw"])
     assert first.exit_code == 0, first.output
     shipped = read_runs(out / "runs.parquet")
@@ -226,14 +232,8 @@ def test_append_and_members_refuse_bad_input_before_writing(built, tmp_path):
 
 
 def test_another_generator_seed_appends_only_the_instances_not_yet_shipped(built, tmp_path, monkeypatch):
-    import lrcontrol.select.instances as instances_module
-
-    store, _ = built
     # seed 0 draws the first instance, seed 1 both (the "Revisiting" ones repeat across seeds the same way)
-    monkeypatch.setattr(instances_module, "generate", lambda n, seed: TINY[: seed + 1])
-    monkeypatch.setattr("lrcontrol.select.portfolio.PORTFOLIO", TWO)
-    out = tmp_path / "out"
-    base = ["select", "build", "--export-only", "--store", str(store), "--out", str(out), "--json"]
+    out, base = _export_command(built, tmp_path, monkeypatch, lambda n, seed: TINY[: seed + 1])
     first = CliRunner().invoke(app, [*base, "--seed", "0"])
     assert first.exit_code == 0, first.output
     shipped = read_runs(out / "runs.parquet")

@@ -3,22 +3,15 @@ bootstrap interval of the gap closed that says how much of a measured gap is noi
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
+import benchmark_scripts
 import pytest
 from synthetic_meta import meta_dataset
 
 from lrcontrol.select.evaluation import RACE, SBS, VBS, evaluate_instances, summarize
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def load_benchmark():
-    spec = importlib.util.spec_from_file_location("selection_targets", ROOT / "benchmarks" / "selection_targets.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_scripts.load("selection_targets")
 
 
 @pytest.fixture(scope="module")

@@ -198,9 +198,10 @@ class DirectionReader:
         return dirs, scales
 
     def _read_recorded(self, moved: list[bool]) -> tuple[list[torch.Tensor], list[float]] | None:
-        # s_k = exp_avg/denominator, written into the denominator (Adam's own temporary, dropped after its
-        # step; never a tensor of the optimizer's state) for the large tensors, three foreach-free lines
-        # fewer than computing it; None unless every tensor that moved was recorded
+        # s_k = exp_avg/denominator: one division instead of the three passes of `_read_adam`, written into
+        # the denominator for the large tensors (Adam's own temporary, dropped after its step; never a
+        # tensor of the optimizer's state), by one foreach call for the small ones. None unless every
+        # tensor that moved was recorded.
         found = {} if self._recorder is None else self._recorder.found
         if not found or any(m and k not in found for k, m in enumerate(moved)):
             return None
