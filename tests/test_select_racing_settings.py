@@ -10,7 +10,7 @@ from synthetic_meta import meta_dataset
 
 from lrcontrol.errors import LRControlError
 from lrcontrol.select.evaluation import RACE, RACE_UNTUNED, evaluate_instances, folds, instance_groups
-from lrcontrol.select.racing import simulate
+from lrcontrol.select.racing import oracle_judge, simulate, validation_judge
 from lrcontrol.select.racing_settings import GRID, UNTUNED, RaceBook, RaceSettings, preferences, tune
 from lrcontrol.select.regret import regret_table
 
@@ -135,3 +135,24 @@ def test_settings_are_plain_data_and_bad_input_is_refused():
         tune(RaceBook(runs, regret_table(runs)), [])
     with pytest.raises(LRControlError, match="without training instances"):
         preferences(pd.DataFrame())
+
+
+def test_the_oracle_judge_keeps_the_late_bloomer_that_the_validation_judge_drops():
+    runs = late_bloomer_runs()
+    book = RaceBook(runs, regret_table(runs))
+    members = [f"m{j}" for j in range(1, 6)] + ["late"]
+    curves = book.curves["inst0"][0]
+    plain, oracle = simulate(curves, members, eta=3), simulate(curves, members, eta=3, judge=oracle_judge)
+    assert plain.winner != "late" and oracle.winner == "late"
+    assert oracle.cost == pytest.approx(plain.cost)  # the same rungs: only who continues differs
+    assert simulate(curves, members, eta=3, judge=validation_judge).winner == plain.winner
+    # the book keeps the judges' races apart (its memo is per judge)
+    assert book.outcome("inst0", members, 3)["regret"] > 0.1
+    assert book.outcome("inst0", members, 3, judge=oracle_judge)["regret"] == 0.0
+
+
+def test_a_judge_that_leaves_a_member_unscored_is_refused():
+    runs = late_bloomer_runs()
+    curves = RaceBook(runs, regret_table(runs)).curves["inst0"][0]
+    with pytest.raises(LRControlError, match="score every member alive"):
+        simulate(curves, ["m1", "m2", "late"], judge=lambda c, alive, frac: {"m1": 0.0})

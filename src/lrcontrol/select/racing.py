@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -187,14 +187,41 @@ def curves_of(runs: Any) -> dict[str, Curve]:
     return out
 
 
-def simulate(runs: Any, members: Sequence[str] | None = None, eta: int = 3, max_cost: float = MAX_COST) -> RaceResult:
+#: a race's judge: (curves, the members alive, the rung's fraction of the budget) → member → score (lower
+#: continues); the default judges by the validation metric there (`Curve.score_at`)
+Judge = Callable[[Mapping[str, Curve], Sequence[str], float], Mapping[str, float]]
+
+
+def validation_judge(curves: Mapping[str, Curve], alive: Sequence[str], frac: float) -> dict[str, float]:
+    """The judge a live race has: each member's validation metric at the rung (+inf once diverged)."""
+    return {m: curves[m].score_at(frac) for m in alive}
+
+
+def oracle_judge(curves: Mapping[str, Curve], alive: Sequence[str], frac: float) -> dict[str, float]:
+    """A judge no live race has: each member's final score, read from its stored run at any rung — the
+    ceiling of every judge (what the race would reach if early scores ranked members as the end does)."""
+    return {m: curves[m].final for m in alive}
+
+
+def simulate(
+    runs: Any,
+    members: Sequence[str] | None = None,
+    eta: int = 3,
+    max_cost: float = MAX_COST,
+    judge: Judge | None = None,
+) -> RaceResult:
     """Replay a race on one instance and seed from the meta-dataset's rows `runs` (one per member, with
     `member`, `eval_frac`, `eval_values`, `final_metric`, `higher_is_better`, `diverged`, `cost`), or
     from their `curves_of`.
 
     members: the racers in order of preference (default: every row's member, in row order): ties go to
     the earlier, and when the evaluation grid is too coarse (or the members' extra steps too many) for
-    all of them to fit `max_cost`, the race starts with those `entrants` picks."""
+    all of them to fit `max_cost`, the race starts with those `entrants` picks.
+
+    judge: who continues at a rung before the full budget (default `validation_judge`, what a live race
+    sees); another judge measures what better judgement would gain, e.g. one that reads the final
+    scores (an oracle: the ceiling of any judge) or a model of partial curves
+    (benchmarks/racing_judges.py). The last rung is always the final metric."""
     given = isinstance(runs, Mapping) and all(isinstance(c, Curve) for c in runs.values())
     curves = dict(runs) if given else curves_of(runs)
     members = list(curves) if members is None else list(members)
@@ -206,13 +233,17 @@ def simulate(runs: Any, members: Sequence[str] | None = None, eta: int = 3, max_
     alive, reached, total, log = list(members), dict.fromkeys(members, 0.0), 0.0, []
     rungs = plan(len(members), eta, max_cost, grid)
     for i, rung in enumerate(rungs):
-        scores = {}
         for m in alive:
             curve = curves[m]
             entry = curve.extra if reached[m] == 0.0 else 0.0
             total += entry + max(0.0, min(rung.frac, curve.length) - min(reached[m], curve.length))
             reached[m] = rung.frac
-            scores[m] = curve.score_at(rung.frac)
+        early = judge is not None and rung.frac < 1.0
+        scores = dict(judge(curves, alive, rung.frac)) if early else validation_judge(curves, alive, rung.frac)
+        if not set(alive) <= set(scores):
+            raise LRControlError(
+                f"the judge scored {sorted(scores)} but the rung has {sorted(alive)}; score every member alive"
+            )
         log.append({"frac": rung.frac, "scores": scores})
         keep = rungs[i + 1].alive if i + 1 < len(rungs) else 1
         alive = _eliminate(scores, alive, keep)

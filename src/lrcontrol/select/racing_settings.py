@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from lrcontrol.errors import LRControlError
-from lrcontrol.select.racing import MAX_COST, RaceResult, curves_of, simulate
+from lrcontrol.select.racing import MAX_COST, Judge, RaceResult, curves_of, simulate
 
 ORDERS = ("mean regret", "complementary", "complementary, cost-aware")
 #: the cost-aware order's charge, in regret per extra full run a member costs: a member with a 0.5-run LR
@@ -116,18 +116,23 @@ class RaceBook:
             self.curves.setdefault(str(instance), {})[int(seed)] = curves_of(rows)
         self._memo: dict[tuple, RaceResult] = {}
 
-    def race(self, instance: str, seed: int, members: Sequence[str], eta: int, max_cost: float) -> RaceResult:
+    def race(
+        self, instance: str, seed: int, members: Sequence[str], eta: int, max_cost: float, judge: Judge | None = None
+    ) -> RaceResult:
         curves = self.curves[instance][seed]
         racers = tuple(m for m in members if m in curves)
-        key = (instance, seed, racers, eta, round(max_cost, 9))
+        key = (instance, seed, racers, eta, round(max_cost, 9), judge)
         if key not in self._memo:
-            self._memo[key] = simulate(curves, list(racers), eta=eta, max_cost=max_cost)
+            self._memo[key] = simulate(curves, list(racers), eta=eta, max_cost=max_cost, judge=judge)
         return self._memo[key]
 
-    def outcome(self, instance: str, members: Sequence[str], eta: int, max_cost: float = MAX_COST) -> dict[str, Any]:
+    def outcome(
+        self, instance: str, members: Sequence[str], eta: int, max_cost: float = MAX_COST, judge: Judge | None = None
+    ) -> dict[str, Any]:
         """The race on every stored seed of `instance`; scored like a member: the regret of the median
-        outcome, the seeds' mean divergence, catastrophe and cost, the most frequent winner."""
-        results = [self.race(instance, seed, members, eta, max_cost) for seed in sorted(self.curves[instance])]
+        outcome, the seeds' mean divergence, catastrophe and cost, the most frequent winner. judge: as in
+        `simulate` (default: the validation metric, what a live race sees)."""
+        results = [self.race(instance, seed, members, eta, max_cost, judge) for seed in sorted(self.curves[instance])]
         losses = [r.loss for r in results]
         catastrophic = [r.diverged or self.table.regret_of(instance, r.loss) >= 0.5 for r in results]
         winners = [r.winner for r in results]
