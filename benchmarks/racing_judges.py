@@ -195,6 +195,41 @@ def ceilings(runs: pd.DataFrame, split: str = "family", learned: bool = False, p
     return pd.DataFrame(rows)
 
 
+def budget_curve(
+    runs: pd.DataFrame, split: str = "family", budgets: Sequence[float] = (1.25, 1.5, 2.0, 3.0, 4.0)
+) -> pd.DataFrame:
+    """Racing held out with its compute cap `max_cost` raised or lowered (settings tuned per fold under
+    that cap, validation judge): one row per (cap, held-out instance), as `ceilings`, plus the
+    catastrophic rate — what each extra run buys."""
+    from lrcontrol.select.evaluation import folds, instance_groups
+    from lrcontrol.select.racing_settings import RaceBook, tune
+    from lrcontrol.select.regret import regret_table
+
+    table = regret_table(runs)
+    book = RaceBook(runs, table)
+    regrets = table.member_regret()
+    rows = []
+    for fold, train, test in folds(instance_groups(runs).loc[table.instances], split):
+        sbs = str(regrets.loc[train].mean().idxmin())
+        for cap in budgets:
+            settings, orders = tune(book, train, max_cost=cap)
+            for instance in test:
+                outcome = book.outcome(instance, settings.members(orders), settings.eta, cap)
+                rows.append(
+                    {
+                        "entry": f"racing ≤ {cap:g} runs",
+                        "fold": fold,
+                        "instance": instance,
+                        "regret": outcome["regret"],
+                        "cost": outcome["cost"],
+                        "catastrophic": outcome["catastrophic"],
+                        "sbs": float(regrets.loc[instance, sbs]),
+                        "vbs": float(regrets.loc[instance].min()),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
 def summary(per_instance: pd.DataFrame) -> pd.DataFrame:
     """Per entry: mean regret, gap closed (ASlib: (SBS − entry) / (SBS − VBS)), mean compute."""
     from lrcontrol.select.regret import gap_closed
@@ -247,8 +282,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--figure", default=str(ROOT / "docs" / "racing-ranks.png"), help="where to draw it; '' for no figure"
     )
+    parser.add_argument("--budgets", default="", help="also racing at these compute caps, e.g. 1.25,1.5,2,3,4 (runs)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     args = parser.parse_args(argv)
+    try:
+        budgets = [float(b) for b in args.budgets.split(",") if b.strip()]
+    except ValueError:
+        parser.error(f"--budgets takes numbers separated by commas, e.g. 1.5,2,3; got {args.budgets!r}")
+    if any(b < 1 for b in budgets):
+        parser.error("every --budgets value must be ≥ 1 (the winner's full run)")
     if not args.runs.is_file():
         parser.error(f"no meta-dataset at {args.runs}; build it with lrcontrol select build or pass --runs")
 
@@ -272,13 +314,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         lambda d, n, f: print(f"fold {d}/{n} ({f})", flush=True) if not args.json else None,
     )
     table_out = summary(per_instance)
+    if budgets:
+        curve = budget_curve(runs, args.split, budgets)
+        table_out = pd.concat(
+            [table_out, summary(curve).join(curve.groupby("entry", sort=False)["catastrophic"].mean())]
+        )
     if args.json:
         print(
             json.dumps(
                 {
                     "split": args.split,
                     "agreement": {str(b): {k: float(v) for k, v in row.items()} for b, row in pooled.iterrows()},
-                    "entries": {e: {k: float(v) for k, v in row.items()} for e, row in table_out.iterrows()},
+                    "entries": {
+                        e: {k: float(v) for k, v in row.items() if pd.notna(v)} for e, row in table_out.iterrows()
+                    },
                 },
                 indent=2,
             )
@@ -294,8 +343,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"\nHeld out by {args.split} (regret: mean normalised regret; gap closed: of the single best → virtual best gap):"
     )
     shown = table_out.copy()
-    shown["gap_closed"] = (100 * shown["gap_closed"]).round(0).astype(int).astype(str) + " %"
-    print(shown.round(3).to_string())
+    shown["gap_closed"] = [f"{100 * g:.0f} %" if pd.notna(g) else "—" for g in shown["gap_closed"]]
+    print(shown.round(3).to_string(na_rep="—"))
     return 0
 
 

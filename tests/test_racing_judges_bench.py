@@ -58,13 +58,32 @@ def test_the_script_prints_json_and_draws_its_figure(tmp_path, capsys, monkeypat
     runs = tmp_path / "runs.parquet"
     late_bloomer_runs().to_parquet(runs)
     figure = tmp_path / "ranks.png"
-    assert judges.main(["--runs", str(runs), "--json", "--figure", str(figure)]) == 0
+    assert judges.main(["--runs", str(runs), "--json", "--figure", str(figure), "--budgets", "1.5"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["split"] == "family" and judges.SHIPPED_ENTRY in out["entries"]
+    assert out["entries"]["racing ≤ 1.5 runs"]["cost"] <= 1.5
     assert figure.read_bytes()[:4] == b"\x89PNG"
+    assert judges.main(["--runs", str(runs), "--figure", str(figure), "--budgets", "1.5"]) == 0
+    text = capsys.readouterr().out
+    assert "Kendall's τ" in text and "racing ≤ 1.5 runs" in text and "—" in text  # no gap: SBS is VBS
     monkeypatch.chdir(tmp_path)
     assert judges.main(["--runs", str(runs), "--json", "--figure", ""]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ranks.png", "runs.parquet"]  # no figure drawn
     with pytest.raises(SystemExit) as exit_:
         judges.main(["--runs", str(tmp_path / "missing.parquet")])
     assert exit_.value.code == 2
+
+
+def test_the_budget_curve_keeps_every_race_within_its_cap():
+    curve = judges.budget_curve(late_bloomer_runs(), "family", (1.25, 3.0))
+    assert list(dict.fromkeys(curve["entry"])) == ["racing ≤ 1.25 runs", "racing ≤ 3 runs"]
+    for cap, rows in zip((1.25, 3.0), (curve[curve["entry"] == e] for e in dict.fromkeys(curve["entry"]))):
+        assert len(rows) == 12 and (rows["cost"] <= cap + 1e-9).all()
+    assert set(curve["catastrophic"]) <= {0.0, 0.5, 1.0}
+
+
+@pytest.mark.parametrize("budgets", ["1.5,two", "0.5"])
+def test_bad_budgets_are_refused_before_anything_runs(tmp_path, budgets, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        judges.main(["--runs", str(tmp_path / "missing.parquet"), "--budgets", budgets])
+    assert exit_.value.code == 2 and "--budgets" in capsys.readouterr().err
