@@ -18,6 +18,7 @@ from lrcontrol.cli import (
     select_auto,  # noqa: F401,E402  (registers: select train, select explain)
     select_evaluate,  # noqa: F401,E402  (registers: select evaluate)
     select_features,  # noqa: F401,E402  (registers: select features)
+    select_race,  # noqa: F401,E402  (registers: select race)
     tasks,  # noqa: F401,E402  (registers: tasks)
     tune,  # noqa: F401,E402  (registers: tune)
 )

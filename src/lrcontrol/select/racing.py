@@ -262,11 +262,13 @@ def race(
     eta: int = 3,
     max_cost: float = MAX_COST,
     extras: Mapping[str, float] | None = None,
+    on_rung: Callable[[int, int, dict[str, Any]], None] | None = None,
 ) -> RaceResult:
     """Race the portfolio `members` (name → spec, in order of preference, as in `simulate`) live on `task`
     through an executor with a checkpoint directory: each rung continues a member's previous run from its
     checkpoint. extras: each member's extra cost beyond its steps (full-run equivalents, e.g. its LR range
-    test), known from earlier runs; who enters is decided with it like in `simulate`."""
+    test), known from earlier runs; who enters is decided with it like in `simulate`. on_rung(done, total,
+    rung) is called after each rung with its log entry (`frac`, `scores`, `continue`: who goes on)."""
     from lrcontrol.bench.run_spec import RunSpec
     from lrcontrol.tasks import get_task
 
@@ -298,9 +300,11 @@ def race(
             value = trajectory.val[-1].get(the_task.metric, math.nan) if trajectory.val else math.nan
             finite = not trajectory.diverged and math.isfinite(value)
             scores[m] = sign * value if finite else math.inf
-        log.append({"frac": steps / budget, "scores": scores})
         keep = rungs[i + 1].alive if i + 1 < len(rungs) else 1
         alive = _eliminate(scores, alive, keep)
+        log.append({"frac": steps / budget, "scores": scores})
+        if on_rung is not None:
+            on_rung(i + 1, len(rungs), {**log[-1], "continue": list(alive) if i + 1 < len(rungs) else []})
     winner = alive[0]
     cost = sum(trained[m] + extra[m] for m in trained) / budget
     final = trajectories[winner]

@@ -72,6 +72,11 @@ GRID: tuple[RaceSettings, ...] = tuple(
 )
 #: the settings before tuning existed: every member by mean regret, η = 3
 UNTUNED = RaceSettings("mean regret", None, 3)
+#: the race `lrcontrol select race` runs on a new task: `tune` on the whole shipped meta-dataset
+#: (metadata/, 380 instances) chose these settings and, in their order, these entrants (a test checks
+#: both against the meta-dataset, so they are rebuilt with it)
+SHIPPED = RaceSettings("complementary, cost-aware", 4, 2)
+SHIPPED_ENTRANTS = ("cocob", "adam-clara-0.01", "prodigy", "adamw-learned")
 
 
 def preferences(regrets: pd.DataFrame, cost: pd.DataFrame | None = None) -> dict[str, list[str]]:
