@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from lrcontrol.bench import LocalExecutor
 from lrcontrol.cli import app
+from lrcontrol.cli.select_race import finder_steps
 from lrcontrol.select.racing import race
 from lrcontrol.select.racing_settings import SHIPPED, SHIPPED_ENTRANTS, RaceBook, tune
 from lrcontrol.select.regret import regret_table
@@ -83,3 +84,15 @@ def test_an_unknown_task_or_a_file_as_the_folder_is_refused_before_anything_runs
     taken.write_text("mine")
     result = race_cli(taken)
     assert result.exit_code == 2 and "is not a folder" in result.output and taken.read_text() == "mine"
+
+
+def test_a_member_whose_range_test_does_not_fit_the_cap_is_not_started(tmp_path):
+    members = "cocob,sgdm-finder-cosine,prodigy"
+    result = race_cli(tmp_path / "d", "--members", members, "--workers", "1", "--json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    # sphere-10 (smoke) trains 50 steps: the finder's 50-step sweep would cost a whole run at entry
+    assert finder_steps(read().members["sgdm-finder-cosine"]) == 50 and finder_steps("adamw(lr=0.001)") == 0
+    assert out["entrants"] == ["cocob", "prodigy"] and out["cost"] <= 2.0
+    text = race_cli(tmp_path / "d", "--members", members, "--workers", "1")
+    assert "not started: sgdm-finder-cosine" in text.output

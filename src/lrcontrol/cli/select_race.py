@@ -37,8 +37,10 @@ def race_cmd(
 
     By default the race the meta-dataset chose on all 380 instances (`racing_settings.SHIPPED`): cocob,
     adam-clara-0.01, prodigy and adamw-learned, η = 2, within 2 runs. Held out by family, racing with its
-    settings tuned on the other families reached 0.113 mean regret, MF-HPO 0.123 at 6 runs (docs/selection.md). A stopped race run again with the
-    same options continues from its checkpoints.
+    settings tuned on the other families reached 0.113 mean regret, MF-HPO 0.123 at 6 runs
+    (docs/selection.md). A member with an LR range test (the finder members) counts its sweep's steps
+    in the cap: one whose sweep does not fit is not started. A stopped race run again with the same
+    options continues from its checkpoints.
 
     Examples:
 
@@ -76,12 +78,21 @@ def race_cmd(
     the_task = get_task(task, size)  # an unknown task or bad argument fails here, before any file
     the_task.meta_features()  # loads the data: a missing data set fails here
     eta = SHIPPED.eta if eta is None else eta
-    checkpoints.mkdir(parents=True, exist_ok=True)
     racers = {m: portfolio[m] for m in names}
+    extras = {m: finder_steps(spec) / (budget or the_task.budget) for m, spec in racers.items()}
+    checkpoints.mkdir(parents=True, exist_ok=True)
     sign = -1.0 if the_task.higher_is_better else 1.0
 
+    def metric(score: float) -> float | None:
+        """The task's metric from an oriented score; None for a run that diverged (or has no score)."""
+        return sign * score if math.isfinite(score) else None
+
+    def shown(score: float) -> str:
+        value = metric(score)
+        return "diverged" if value is None else f"{value:.4g}"
+
     def show(status, done: int, total: int, rung: dict) -> None:  # noqa: ANN001
-        scores = ", ".join(f"{m} {sign * v:.4g}" for m, v in rung["scores"].items())
+        scores = ", ".join(f"{m} {shown(v)}" for m, v in rung["scores"].items())
         going = f" → {', '.join(rung['continue'])} continue" if rung["continue"] else ""
         console.print(markup("  {} of the budget: {}{}", f"{rung['frac']:.0%}", scores, going), highlight=False)
         status.update(f"rung {done + 1} of {total}: training {', '.join(rung['continue'])}")
@@ -109,14 +120,18 @@ def race_cmd(
             size=size,
             eta=eta,
             max_cost=max_cost,
+            extras=extras,
             on_rung=None if as_json else lambda done, total, rung: show(status, done, total, rung),
         )
-    final = None if result.diverged or not math.isfinite(result.loss) else sign * result.loss
+    final = None if result.diverged else metric(result.loss)
+    entered = list(result.rungs[0]["scores"]) if result.rungs else [result.winner]
+    left_out = [m for m in names if m not in entered]
     summary = {
         "task": the_task.key,
         "size": size,
         "seed": seed,
         "members": names,
+        "entrants": entered,
         "eta": eta,
         "max_cost": max_cost,
         "winner": result.winner,
@@ -125,11 +140,15 @@ def race_cmd(
         "final": final,
         "diverged": result.diverged,
         "cost": result.cost,
-        "rungs": [{"frac": r["frac"], "scores": {m: sign * v for m, v in r["scores"].items()}} for r in result.rungs],
+        "rungs": [{"frac": r["frac"], "scores": {m: metric(v) for m, v in r["scores"].items()}} for r in result.rungs],
     }
     if as_json:
         print_json(summary)
         return
+    if left_out:
+        console.print(
+            f"  not started: {', '.join(left_out)} (its LR range test would not fit within {max_cost:g} runs)"
+        )
     outcome = "diverged" if final is None else f"{the_task.metric} {final:.4g}"
     console.print(
         markup(
@@ -141,3 +160,13 @@ def race_cmd(
         ),
         highlight=False,
     )
+
+
+def finder_steps(spec: str) -> int:
+    """The steps of a spec's LR range test(s) (`lr_from_finder`), paid once before its first step: the
+    race's estimate of its extra cost (a sweep that diverges stops earlier and costs less)."""
+    from lrcontrol.control.lr_from_finder import LRFromFinder
+    from lrcontrol.spec import parse
+
+    default = next(p.default for p in LRFromFinder.params if p.name == "steps")
+    return sum(int(dict(t.args).get("steps", default)) for t in parse(spec).factors if t.name == LRFromFinder.name)
