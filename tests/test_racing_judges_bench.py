@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 from benchmark_scripts import load
-from test_select_racing_settings import late_bloomer_runs
+from racing_curves import late_bloomer_runs
 
 from lrcontrol.select.evaluation import instance_groups
 from lrcontrol.select.racing_settings import RaceBook
